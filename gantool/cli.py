@@ -1,0 +1,130 @@
+"""The `gantool` command: a thin click group. Each command parses options, builds the config and
+calls one library function; heavy imports (torch) stay inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+import gantool
+from gantool.errors import GantoolError
+
+ZOO_NAMES = ("gan", "dcgan", "cgan", "cdcgan", "cgan-in", "cwgan")  # checked against the zoo by a test
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+def write_json(path: str | None, obj: Any) -> None:
+    if path:
+        from gantool.fileio import atomic_write_json
+
+        atomic_write_json(path, obj)
+
+
+def need_torch(command: str) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise GantoolError(f"`gantool {command}` needs PyTorch, which is not installed.",
+                           note='install the training extra: pip install "gantool[train]".') from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(gantool.__version__, prog_name="gantool")
+def cli() -> None:
+    """Train classic GANs on MNIST, export them, and sample fast."""
+
+
+@cli.command()
+@click.option("--model", required=True, metavar="NAME|CHECKPOINT",
+              help=f"zoo name ({', '.join(ZOO_NAMES)}) or a checkpoint to start from")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="run folder [default: runs/NAME]")
+@click.option("--data-dir", type=click.Path(), default=None, help="folder with MNIST-layout IDX files")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="[default: the model's recipe]")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="stop after this many G steps in all")
+@click.option("--batch-size", type=click.IntRange(min=2), default=None)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="sets both G's and D's rate")
+@click.option("--lr-g", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--lr-d", type=click.FloatRange(min=0, min_open=True), default=None)
+@click.option("--loss", type=click.Choice(["bce", "lsgan", "hinge", "wgan-gp"]), default=None)
+@click.option("--n-critic", type=click.IntRange(min=1), default=None)
+@click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=None)
+@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=None, help="0 disables EMA")
+@click.option("--spectral-norm/--no-spectral-norm", default=None)
+@click.option("--image-size", type=click.IntRange(min=4), default=None, help="output side, MLP models only")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--resume", is_flag=True, help="continue the run in -o exactly where its checkpoint stopped")
+@click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write results here")
+def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str | None, **kw: Any) -> None:
+    """Train a zoo GAN on MNIST (or any MNIST-layout IDX dataset)."""
+    need_torch("train")
+    from gantool.train.run import TrainRequest, run_training
+
+    recipe_keys = ("epochs", "batch_size", "lr", "lr_g", "lr_d", "loss", "n_critic", "label_smoothing",
+                   "ema_decay", "spectral_norm")
+    overrides = {k: kw.pop(k) for k in recipe_keys}
+    name = Path(model).stem if Path(model).suffix else model
+    req = TrainRequest(model=model, out_dir=Path(out_dir or f"runs/{name}"), data_dir=data_dir,
+                       recipe_overrides=overrides, **kw)
+    result = run_training(req)
+    click.echo(f"trained {result.steps} steps ({result.epochs_done} epochs) -> {result.checkpoint}")
+    if result.grid:
+        click.echo(f"sample grid: {result.grid}")
+    write_json(json_path, result.to_dict())
+
+
+@cli.command()
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def models(json_path: str | None) -> None:
+    """List the zoo with parameters and FLOPs per sample."""
+    need_torch("models")
+    from gantool.train.zoo import MNIST_INFO, ZOO, build_models, build_spec, count_params, generator_flops
+
+    rows = []
+    for name, e in ZOO.items():
+        spec = build_spec(name, MNIST_INFO)
+        pair = build_models(spec)
+        rows.append({"name": name, "conditional": e.conditional, "image": f"{spec.image_size}x{spec.image_size}",
+                     "latent": spec.latent_dim, "loss": e.recipe.loss, "g_params": count_params(pair.generator),
+                     "d_params": count_params(pair.discriminator), "g_mflops": round(generator_flops(spec) / 1e6, 2),
+                     "summary": e.summary})
+    click.echo(f"{'model':8} {'cond':5} {'image':6} {'z':>4} {'loss':8} {'G params':>10} {'D params':>10} "
+               f"{'G MFLOP/img':>11}  summary")
+    for r in rows:
+        click.echo(f"{r['name']:8} {'yes' if r['conditional'] else 'no':5} {r['image']:6} {r['latent']:>4} "
+                   f"{r['loss']:8} {r['g_params']:>10,} {r['d_params']:>10,} {r['g_mflops']:>11.2f}  {r['summary']}")
+    write_json(json_path, rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        rv = cli.main(args=argv, prog_name="gantool", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:  # usage errors: bad option, missing argument, bad choice
+        click.echo(f"gantool: error: {e.format_message()}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("gantool: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("gantool: interrupted", err=True)
+        return 130
+    except GantoolError as e:
+        click.echo(f"gantool: error: {e}", err=True)
+        return 1
+    except OSError as e:  # disk full, permission denied: the user's environment, not a bug
+        click.echo(f"gantool: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", err=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The runtime apps embed: numpy + pillow (+ onnxruntime for sampling). Never imports torch."""

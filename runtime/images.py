@@ -1,0 +1,40 @@
+"""Image helpers shared by training, evaluation and the runtime (numpy + pillow only)."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from gantool.fileio import atomic_write_bytes
+
+
+def to_uint8(x: np.ndarray, low: float = -1.0, high: float = 1.0) -> np.ndarray:
+    """Map generator output in [low, high] to uint8 gray levels, rounding to nearest."""
+    scaled = (np.asarray(x, dtype=np.float32) - low) * (255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, ncol: int, pad: int = 2, fill: int = 0) -> np.ndarray:
+    """Tile (N, H, W) or (N, 1, H, W) uint8 images into one (rows*H', ncol*W') image."""
+    imgs = images[:, 0] if images.ndim == 4 else images
+    n, h, w = imgs.shape
+    nrow = -(-n // ncol)
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad), fill, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = imgs[i]
+    return grid
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray, scale: int = 1) -> None:
+    import io
+
+    from PIL import Image
+
+    im = Image.fromarray(image, mode="L")
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,60 @@
+"""Shared fixtures: the MNIST copy beside the project, and GPU/TensorRT markers that skip with a reason."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_DIR = Path(os.environ.get("GANTOOL_TEST_DATA", ROOT.parent / "shared" / "data" / "mnist"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    has_cuda = False
+    if importlib.util.find_spec("torch") is not None:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none is visible to torch on this machine"))
+        if "trt" in item.keywords and not has_trt:
+            item.add_marker(pytest.mark.skip(reason="needs TensorRT (the `trt` extra); it is not installed here"))
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"MNIST not found at {MNIST_DIR}; tests read it from ../shared/data/mnist "
+                    f"(or set GANTOOL_TEST_DATA).")
+    return MNIST_DIR
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    """Write a uint8 array in IDX layout (gzip when compress), as MNIST ships it."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        path.write_bytes(gzip.compress(data, compresslevel=1))
+    else:
+        path.write_bytes(data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Path:
+    """The first 4096 MNIST training images and labels as their own IDX dataset: fast runs."""
+    from gantool.train.data import load_split
+
+    split = load_split(mnist_dir, "train")
+    d = tmp_path_factory.mktemp("small_mnist")
+    write_idx(d / "train-images-idx3-ubyte", split.images[:4096])
+    write_idx(d / "train-labels-idx1-ubyte", split.labels[:4096].astype(np.uint8))
+    return d

@@ -1,0 +1,1 @@
+"""Training: data -> zoo models -> losses -> loop -> checkpoints. Needs the `train` extra (torch)."""

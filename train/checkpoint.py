@@ -1,0 +1,73 @@
+"""Checkpoints: atomic writes, and loading without unpickling arbitrary code.
+
+A checkpoint holds the ModelSpec and Recipe as plain dicts with schema versions, so it rebuilds
+its models with no other input. `torch.load(weights_only=True)` only admits tensors and plain
+containers, so a hostile file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import gantool
+from gantool.errors import CheckpointError
+from gantool.fileio import atomic_write_bytes
+from gantool.spec import ModelSpec
+from gantool.train.recipe import Recipe
+
+CHECKPOINT_SCHEMA_VERSION = 1
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def run_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a --resume continues from; a clear error when the run has none."""
+    path = Path(run_dir) / CHECKPOINT_NAME
+    if not path.exists():
+        raise CheckpointError(f"--resume: {path} does not exist; start a new run without --resume.")
+    return path
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save({"schema_version": CHECKPOINT_SCHEMA_VERSION, "gantool_version": gantool.__version__, **payload}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable gantool checkpoint ({first[:160]}).",
+                              note="checkpoints are loaded with weights_only=True; pickled code is refused.") from None
+    if not isinstance(ckpt, dict) or ckpt.get("schema_version") != CHECKPOINT_SCHEMA_VERSION or "spec" not in ckpt:
+        version = ckpt.get("schema_version") if isinstance(ckpt, dict) else None
+        raise CheckpointError(f"{path}: not a gantool checkpoint of schema {CHECKPOINT_SCHEMA_VERSION} "
+                              f"(found schema {version!r}).")
+    return ckpt
+
+
+def spec_and_recipe(ckpt: dict[str, Any]) -> tuple[ModelSpec, Recipe]:
+    return ModelSpec.from_dict(ckpt["spec"]), Recipe.from_dict(ckpt["recipe"])
+
+
+def load_generator(path: str | os.PathLike, ema: bool = True) -> tuple[ModelSpec, torch.nn.Module]:
+    """The generator of a checkpoint, in eval mode (EMA weights when the run kept them)."""
+    from gantool.train.zoo import build_generator
+
+    ckpt = load_checkpoint(path)
+    spec, _ = spec_and_recipe(ckpt)
+    g = build_generator(spec)
+    weights = ckpt.get("generator_ema") if ema and ckpt.get("generator_ema") is not None else ckpt["generator"]
+    g.load_state_dict(weights)
+    return spec, g.eval()

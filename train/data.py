@@ -1,0 +1,124 @@
+"""MNIST-layout IDX datasets: a strict reader, and where to find the files.
+
+Resolution order: --data-dir, then $GANTOOL_DATA, then ~/.cache/gantool/mnist, then a
+torchvision download into that cache (only where the machine is online). Image size and class
+count are read from the files, so any dataset in MNIST's IDX layout works the same way.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gantool.errors import DataError
+from gantool.spec import DataInfo
+
+IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+SPLIT_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gantool" / "mnist"
+
+
+def read_idx(path: Path, expect_ndim: int) -> np.ndarray:
+    """Read one IDX file (raw or .gz), checking magic, rank and length against the header."""
+    try:
+        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found.") from None
+    except (EOFError, gzip.BadGzipFile, OSError) as e:
+        raise DataError(f"{path}: cannot be read as {'gzip' if path.suffix == '.gz' else 'a file'} ({e}); "
+                        f"expected an IDX file, optionally gzip-compressed.") from None
+    expected = f"an IDX file with magic 0x0000{0x08:02x}{expect_ndim:02x} (uint8, {expect_ndim}-d)"
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
+        raise DataError(f"{path}: wrong magic number {raw[:4].hex() or '(empty file)'}; expected {expected}.")
+    ndim = raw[3]
+    if ndim != expect_ndim:
+        raise DataError(f"{path}: holds a {ndim}-d array; expected {expected}.")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated header ({len(raw)} bytes); expected {expected}.")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(IDX_DTYPES[raw[2]])
+    need = header + int(np.prod(dims)) * dtype.itemsize
+    if len(raw) != need:
+        raise DataError(f"{path}: {'truncated' if len(raw) < need else 'has trailing bytes'}: "
+                        f"{len(raw)} bytes, but its header {dims} needs {need}.")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(np.uint8 if raw[2] == 0x08 else dtype.newbyteorder("="))
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for sub in (directory, directory / "MNIST" / "raw", directory / "raw"):
+        for name in (stem + ".gz", stem):
+            if (sub / name).is_file():
+                return sub / name
+    return None
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None, download: bool = True) -> Path:
+    """Pick the data directory; download MNIST with torchvision only when nothing was given."""
+    if data_dir is not None or os.environ.get("GANTOOL_DATA"):
+        chosen = Path(data_dir if data_dir is not None else os.environ["GANTOOL_DATA"]).expanduser()
+        if not chosen.is_dir():
+            raise DataError(f"data directory {chosen} does not exist; expected a folder holding "
+                            f"{SPLIT_FILES['train'][0]}[.gz] and the other MNIST-layout IDX files.")
+        return chosen
+    if _find(DEFAULT_CACHE, SPLIT_FILES["train"][0]) is None and download:
+        _download_mnist(DEFAULT_CACHE)
+    return DEFAULT_CACHE
+
+
+def _download_mnist(root: Path) -> None:
+    try:
+        from torchvision.datasets import MNIST
+
+        root.mkdir(parents=True, exist_ok=True)
+        MNIST(str(root), train=True, download=True)
+        MNIST(str(root), train=False, download=True)
+    except Exception as e:  # offline, or torchvision missing
+        raise DataError(f"no MNIST found in {root} and the torchvision download failed ({type(e).__name__}: {e}).",
+                        note="pass --data-dir (or set GANTOOL_DATA) to a folder with the MNIST IDX files.") from None
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # (N, H, W) uint8
+    labels: np.ndarray  # (N,) int64
+    info: DataInfo
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_split(data_dir: str | os.PathLike | None, split: str = "train", download: bool = True) -> Split:
+    """Load one split, validated: images and labels agree in count, labels are 0..K-1."""
+    if split not in SPLIT_FILES:
+        raise DataError(f"unknown split {split!r}; allowed: {', '.join(SPLIT_FILES)}.")
+    directory = resolve_data_dir(data_dir, download)
+    paths = []
+    for stem in SPLIT_FILES[split]:
+        p = _find(directory, stem)
+        if p is None:
+            raise DataError(f"{directory / (stem + '.gz')}: file not found; expected {stem}[.gz] "
+                            f"in {directory} (or its MNIST/raw/ subfolder).")
+        paths.append(p)
+    images = read_idx(paths[0], 3)
+    labels = read_idx(paths[1], 1).astype(np.int64)
+    if len(images) != len(labels):
+        raise DataError(f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels; "
+                        f"expected equal counts.")
+    if len(labels) == 0 or labels.min() < 0:
+        raise DataError(f"{paths[1]}: labels must be non-negative class indices; found min {labels.min(initial=0)}.")
+    if images.shape[1] != images.shape[2]:
+        raise DataError(f"{paths[0]}: images are {images.shape[1]}x{images.shape[2]}; expected square images.")
+    info = DataInfo(num_classes=int(labels.max()) + 1, image_size=int(images.shape[1]), channels=1,
+                    name=directory.name, files={p.name: sha256(p) for p in paths})
+    return Split(images=images, labels=labels, info=info)

@@ -1,0 +1,47 @@
+"""GAN losses on raw discriminator outputs (logits / critic scores)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor, smoothing: float = 0.0) -> torch.Tensor:
+    """Discriminator loss; `smoothing` is one-sided (real target 1 - smoothing)."""
+    if kind == "bce":
+        return (F.binary_cross_entropy_with_logits(real, torch.full_like(real, 1.0 - smoothing))
+                + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    if kind == "lsgan":
+        return 0.5 * ((real - (1.0 - smoothing)) ** 2).mean() + 0.5 * (fake ** 2).mean()
+    if kind == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    if kind == "wgan-gp":
+        return fake.mean() - real.mean()  # the gradient penalty is added by the caller
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    if kind == "bce":  # the non-saturating loss
+        return F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake))
+    if kind == "lsgan":
+        return 0.5 * ((fake - 1.0) ** 2).mean()
+    if kind in ("hinge", "wgan-gp"):
+        return -fake.mean()
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+def d_score(kind: str, logits: torch.Tensor) -> float:
+    """What the progress bar shows as D(x) / D(G(z)): a probability for bce, the raw score otherwise."""
+    logits = logits.detach()
+    return float(torch.sigmoid(logits).mean() if kind == "bce" else logits.mean())
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None,
+                     generator: torch.Generator) -> torch.Tensor:
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates (Gulrajani et al. 2017)."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator).to(real.device)
+    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    score = critic(x_hat, labels)
+    (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()

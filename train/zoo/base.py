@@ -1,0 +1,45 @@
+"""What every zoo family shares: the entry record and the DCGAN weight init."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from gantool.spec import ModelSpec
+from gantool.train.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    summary: str
+    seed_doc: str  # which seed notebook the architecture follows
+    generator: Callable[[ModelSpec], nn.Module]  # forward(z, labels=None) -> (B, C, H, W) in [-1, 1]
+    discriminator: Callable[[ModelSpec], nn.Module]  # forward(x, labels=None) -> (B,) logits
+    conditional: bool
+    latent_dim: int
+    width: int
+    native_size: int | None  # fixed output side of a conv architecture; None: MLP, any size
+    noise: str
+    recipe: Recipe
+    notes: str = ""  # where and why the zoo departs from its seed
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """N(0, 0.02) conv weights and N(1, 0.02) norm scales, as in the DCGAN paper and the seeds."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def label_plane(embedding: nn.Module, labels: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
+    """Embed labels to one image-sized channel: (B,) -> (B, 1, H, W)."""
+    return embedding(labels).view(labels.shape[0], 1, spec.image_size, spec.image_size)

@@ -1,0 +1,68 @@
+"""`cdcgan`: the conditional DCGAN of the "Conditional GAN" chapter (seed 001), 28x28, z=128."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gantool.spec import ModelSpec
+from gantool.train.recipe import Recipe
+from gantool.train.zoo.base import ZooEntry, dcgan_init, label_plane
+
+
+class Generator(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        z, w = spec.latent_dim, spec.width  # 128, 64
+        self.label_embedding = nn.Embedding(spec.num_classes, z)  # (B,) -> (B, 128)
+        self.initial = nn.Sequential(
+            nn.ConvTranspose2d(z, 4 * w, 4, 1, 0, bias=False),  # (B, 128, 1, 1) -> (B, 256, 4, 4)
+            nn.BatchNorm2d(4 * w), nn.LeakyReLU(0.2, True),
+        )
+        # The seed's "noise injection": a 1x1 conv of the same z, broadcast-added to the 4x4 map.
+        # No fresh noise is drawn in forward, so the output is a pure function of (z, label).
+        self.noise_injection = nn.Sequential(nn.Conv2d(z, 4 * w, 1), nn.Tanh())  # -> (B, 256, 1, 1)
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(4 * w, 2 * w, 3, 2, 1, bias=False),  # -> (B, 128, 7, 7)
+            nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2, True),
+            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),  # -> (B, 64, 14, 14)
+            nn.BatchNorm2d(w), nn.LeakyReLU(0.2, True),
+            nn.ConvTranspose2d(w, spec.channels, 4, 2, 1, bias=False), nn.Tanh(),  # -> (B, 1, 28, 28)
+        )
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        z = z.view(z.shape[0], -1, 1, 1)  # (B, 128, 1, 1)
+        h = self.initial(z * self.label_embedding(labels).view_as(z))  # label multiplied into z
+        return self.upsample(h + self.noise_injection(z))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        w = spec.width
+        self.label_embedding = nn.Embedding(spec.num_classes, spec.image_size ** 2)  # (B,) -> (B, 784)
+        self.net = nn.Sequential(
+            nn.Conv2d(spec.channels + 1, w, 4, 2, 1, bias=False),  # (B, 2, 28, 28) -> (B, 64, 14, 14)
+            nn.LeakyReLU(0.2, True), nn.Dropout2d(0.3),
+            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False),  # -> (B, 128, 7, 7)
+            nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2, True), nn.Dropout2d(0.3),
+            nn.Conv2d(2 * w, 4 * w, 3, 2, 1, bias=False),  # -> (B, 256, 4, 4)
+            nn.BatchNorm2d(4 * w), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(4 * w, 1, 4, 1, 0, bias=False),  # -> (B, 1, 1, 1) logit
+        )
+        dcgan_init(self)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(torch.cat([x, label_plane(self.label_embedding, labels, self.spec)], 1)).view(-1)
+
+
+ENTRY = ZooEntry(
+    name="cdcgan", summary="conditional DCGAN 28x28 (chapter): label embedding x z, 1x1-conv noise injection",
+    seed_doc="001_f5bc384feb0d601d.txt", generator=Generator, discriminator=Discriminator,
+    conditional=True, latent_dim=128, width=64, native_size=28, noise="uniform",
+    recipe=Recipe(loss="bce", lr_g=3e-4, lr_d=2e-4, beta1=0.5, batch_size=128, epochs=20),
+    notes="z ~ U[-1,1] and Adam 3e-4/2e-4 as in the seed, with beta1=0.5; D outputs a logit.",
+)

@@ -1,0 +1,59 @@
+"""`cgan`: the conditional MLP GAN of HW5 (seed 000), label Embedding(10, 10) concatenated with z."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from gantool.spec import ModelSpec
+from gantool.train.recipe import Recipe
+from gantool.train.zoo.base import ZooEntry
+
+
+def block(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Linear(cin, cout), nn.BatchNorm1d(cout), nn.ReLU()]
+
+
+class Generator(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        k, w = spec.num_classes, spec.width  # 10, 128
+        self.label_embedding = nn.Embedding(k, k)  # (B,) -> (B, 10)
+        self.net = nn.Sequential(
+            *block(spec.latent_dim + k, w),  # (B, 110) -> (B, 128)
+            *block(w, 2 * w),  # -> (B, 256)
+            *block(2 * w, 4 * w),  # -> (B, 512)
+            *block(4 * w, 8 * w),  # -> (B, 1024)
+            nn.Linear(8 * w, spec.channels * spec.image_size ** 2), nn.Tanh(),  # -> (B, H*W)
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = torch.cat([z, self.label_embedding(labels)], dim=1)  # (B, 110)
+        return self.net(h).view(z.shape[0], *self.spec.image_shape)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        k = spec.num_classes
+        self.label_embedding = nn.Embedding(k, k)
+        self.net = nn.Sequential(
+            nn.Linear(spec.channels * spec.image_size ** 2 + k, 1024), nn.LeakyReLU(0.2, True), nn.Dropout(0.4),
+            nn.Linear(1024, 512), nn.LeakyReLU(0.2, True), nn.Dropout(0.4),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2, True), nn.Dropout(0.4),
+            nn.Linear(256, 1),  # (B, 1) logit
+        )
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = torch.cat([x.flatten(1), self.label_embedding(labels)], dim=1)  # (B, H*W + 10)
+        return self.net(h).view(-1)
+
+
+ENTRY = ZooEntry(
+    name="cgan", summary="conditional MLP GAN (HW5): Embedding(10,10)+z, 110-128-256-512-1024-H*W with BatchNorm1d",
+    seed_doc="000_18e11282b4558e2c.txt", generator=Generator, discriminator=Discriminator,
+    conditional=True, latent_dim=100, width=128, native_size=None, noise="normal",
+    recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=64, epochs=30),
+    notes="Default 28x28 (the seed resized to 64x64; --image-size 64 restores it). D outputs a logit.",
+)
