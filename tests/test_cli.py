@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 import subprocess
 import sys
 
@@ -129,3 +130,11 @@ def test_same_seed_same_losses_and_json(capsys, tmp_path, small_mnist):
     import json
 
     assert json.loads((tmp_path / "a.json").read_text())["steps"] == 4
+
+
+def test_installed_console_script_reports_errors_in_one_line(tmp_path):
+    script = Path(sys.executable).parent / "gantool"
+    assert script.exists(), "the `gantool` console script should be installed beside python"
+    p = subprocess.run([str(script), "train", "--model", "gan", "--data-dir", str(tmp_path / "none")],
+                       capture_output=True, text=True)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "does not exist" in p.stderr
