@@ -102,6 +102,31 @@ def models(json_path: str | None) -> None:
     write_json(json_path, rows)
 
 
+@cli.group()
+def judge() -> None:
+    """The judge classifier whose features measure generated images."""
+
+
+@judge.command("train")
+@click.option("--data-dir", type=click.Path(), default=None, help="folder with MNIST-layout IDX files")
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="judge.safetensors", show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def judge_train(data_dir: str | None, epochs: int, seed: int, output: str, json_path: str | None) -> None:
+    """Train a judge on a dataset's train split and report its test accuracy."""
+    need_torch("judge train")
+    from gantool.train.data import load_split
+    from gantool.train.judge import save_judge, train_judge
+
+    model, metrics = train_judge(load_split(data_dir, "train"), load_split(data_dir, "test"), epochs=epochs,
+                                 seed=seed, progress=sys.stdout.isatty())
+    save_judge(output, model, metrics)
+    worst = min(metrics["per_class_accuracy"])
+    click.echo(f"judge test accuracy {metrics['test_accuracy']:.4%} (worst class {worst:.4%}) -> {output}")
+    write_json(json_path, metrics)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     try:

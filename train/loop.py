@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -93,6 +94,10 @@ class Trainer:
         if self.steps_per_epoch < 1:
             raise GantoolError(f"the dataset has {len(self.images)} images, fewer than one step needs "
                                f"(batch size {recipe.batch_size} x n_critic {recipe.n_critic}).")
+        if device == "cuda":  # same seed, same device, same result: pin cuDNN/cuBLAS to deterministic kernels
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(seed)  # model init and dropout
         pair = build_models(spec, recipe)
         self.g, self.d = pair.generator.to(device).train(), pair.discriminator.to(device).train()
