@@ -102,6 +102,40 @@ def models(json_path: str | None) -> None:
     write_json(json_path, rows)
 
 
+@cli.command("eval")
+@click.option("--model", required=True, metavar="NAME|CHECKPOINT", help="a training checkpoint (or a zoo name once weights ship)")
+@click.option("--n", type=click.IntRange(min=100), default=10000, show_default=True, help="generated images")
+@click.option("--data-dir", type=click.Path(), default=None)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--judge", "judge_path", type=click.Path(dir_okay=False), default=None,
+              help="judge weights [default: the shipped MNIST judge]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG grid [default: NAME-eval.png]")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, judge_path: str | None, output: str | None,
+             json_path: str | None) -> None:
+    """Measure a generator: FD-judge, label accuracy, mode coverage, precision/recall, memorization, Parzen."""
+    need_torch("eval")
+    from gantool.train.evaluate import evaluate_model
+
+    report = evaluate_model(model, n=n, data_dir=data_dir, seed=seed, judge_path=judge_path, grid_path=output,
+                            progress=sys.stdout.isatty())
+    fd = report["fd_judge"]
+    click.echo(f"{report['model']}: FD-judge {fd['value']:.2f} (95% CI {fd['ci95'][0]:.2f}-{fd['ci95'][1]:.2f}; "
+               f"real floor {fd['real_floor_train10k_vs_test']:.2f}, blurred {fd['blurred_test_sigma2']:.0f}, "
+               f"noise {fd['uniform_noise']:.0f})")
+    if "label_accuracy" in report:
+        la = report["label_accuracy"]
+        click.echo(f"label accuracy {la['overall']:.2%} (worst digit {min(la['per_class']):.2%})")
+    mc = report["mode_coverage"]
+    click.echo(f"worst class share {mc['worst_class_share']:.2%} (class {mc['worst_class']}); "
+               f"precision {report['precision']:.3f} recall {report['recall']:.3f}; "
+               f"memorized {report['memorization']['share']:.2%} (unseen data: "
+               f"{report['memorization']['expected_if_not_copying']:.0%}); "
+               f"Parzen {report['parzen']['mean']:.1f} +- {report['parzen']['stderr']:.1f}")
+    click.echo(f"grid: {report['grid']}")
+    write_json(json_path, report)
+
+
 @cli.group()
 def judge() -> None:
     """The judge classifier whose features measure generated images."""

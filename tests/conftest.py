@@ -50,11 +50,12 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
 
 @pytest.fixture(scope="session")
 def small_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Path:
-    """The first 4096 MNIST training images and labels as their own IDX dataset: fast runs."""
+    """The first 4096 MNIST training and 2000 test images, as their own IDX dataset: fast runs."""
     from gantool.train.data import load_split
 
-    split = load_split(mnist_dir, "train")
     d = tmp_path_factory.mktemp("small_mnist")
-    write_idx(d / "train-images-idx3-ubyte", split.images[:4096])
-    write_idx(d / "train-labels-idx1-ubyte", split.labels[:4096].astype(np.uint8))
+    for split_name, prefix, n in (("train", "train", 4096), ("test", "t10k", 2000)):
+        split = load_split(mnist_dir, split_name)
+        write_idx(d / f"{prefix}-images-idx3-ubyte", split.images[:n])
+        write_idx(d / f"{prefix}-labels-idx1-ubyte", split.labels[:n].astype(np.uint8))
     return d

@@ -21,19 +21,14 @@ def test_shipped_judge_reaches_99_2_percent_on_the_mnist_test_split(mnist_dir):
     assert abs(acc - metrics["test_accuracy"]) < 1e-6  # the recorded metric is the real one
 
 
-def test_judge_train_cli_writes_a_loadable_judge(capsys, tmp_path, small_mnist, mnist_dir):
-    # a small dataset of its own: the 4096-image train split plus MNIST's test split
-    import shutil
-
-    for f in mnist_dir.glob("t10k-*"):
-        shutil.copy(f, small_mnist / f.name)
+def test_judge_train_cli_writes_a_loadable_judge(capsys, tmp_path, small_mnist):
     out = tmp_path / "j.safetensors"
-    code = main(["judge", "train", "--data-dir", str(small_mnist), "--epochs", "1", "-o", str(out),
+    code = main(["judge", "train", "--data-dir", str(small_mnist), "--epochs", "2", "-o", str(out),
                  "--json", str(tmp_path / "j.json")])
     assert code == 0, capsys.readouterr().err
     assert "judge test accuracy" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "j.json").read_text())
-    assert metrics["test_accuracy"] > 0.9  # one epoch on 4096 images already learns the digits
+    assert metrics["test_accuracy"] > 0.9  # two epochs on 4096 images already learn the digits (chance: 0.1)
     judge, saved = load_judge(out)
     assert saved == metrics and judge.cfg.num_classes == 10
 

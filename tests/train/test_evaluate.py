@@ -1,0 +1,113 @@
+"""The quality measures: each one tells a good generator from a known failure."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gantool.cli import main
+from gantool.spec import ModelSpec
+from gantool.train.data import load_split
+from gantool.train.evaluate import (evaluate, frechet_distance, memorization, parzen_log_likelihood,
+                                    precision_recall, prepare_real)
+from gantool.train.judge import load_judge, to_unit
+
+
+def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((20000, 4)), rng.standard_normal((20000, 4)) + [1, 0, 0, 2]
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    assert frechet_distance(a, b) == pytest.approx(5.0, rel=0.03)
+    assert frechet_distance(a, b * 2) > frechet_distance(a, b)  # a wider spread costs too
+
+
+def test_precision_recall_separate_fidelity_from_diversity():
+    rng = np.random.default_rng(0)
+    real = rng.standard_normal((1500, 8))
+    same = rng.standard_normal((1500, 8))
+    collapsed = real[:10].repeat(150, 0) + 1e-3 * rng.standard_normal((1500, 8))  # few modes, all real
+    p, r = precision_recall(same, real)
+    assert p > 0.8 and r > 0.8
+    p, r = precision_recall(collapsed, real)
+    assert p > 0.95 and r < 0.1
+
+
+def test_memorization_flags_copies_and_not_unseen_data():
+    rng = np.random.default_rng(0)
+    train = torch.from_numpy(rng.random((3000, 50))).float()
+    test = torch.from_numpy(rng.random((1000, 50))).float()
+    unseen = torch.from_numpy(rng.random((1000, 50))).float()
+    assert memorization(train[:500] + 1e-3, train, test)["share"] == 1.0
+    assert memorization(unseen, train, test)["share"] < 0.1
+
+
+def test_parzen_prefers_the_data_distribution():
+    rng = np.random.default_rng(0)
+    data = torch.from_numpy(rng.random((600, 20)) * 0.5).float()
+    good = parzen_log_likelihood(data[:400], data[400:500], data[500:])
+    bad = parzen_log_likelihood(data[:400] + 0.5, data[400:500], data[500:])
+    assert good["mean"] > bad["mean"] and good["stderr"] > 0
+
+
+class Replay(torch.nn.Module):
+    """A 'generator' that replays fixed images: a known-good or known-broken sampler."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        super().__init__()
+        self.images, self.i = images, 0
+
+    def forward(self, z, labels=None):
+        out = self.images[self.i:self.i + len(z)]
+        self.i += len(z)
+        return out
+
+
+@pytest.fixture(scope="module")
+def real_and_judge(small_mnist):
+    judge, _ = load_judge()
+    train, test = load_split(small_mnist, "train"), load_split(small_mnist, "test")
+    return judge, prepare_real(judge, train, test, n_floor=2000), train
+
+
+def test_mode_coverage_shows_a_generator_that_never_draws_5_or_8(real_and_judge):
+    judge, real, train = real_and_judge
+    keep = ~np.isin(train.labels, [5, 8])
+    images = to_unit(train.images[keep][:2000])
+    spec = ModelSpec(arch="gan", latent_dim=4, num_classes=10, conditional=False, image_size=28)
+    r = evaluate(Replay(images), spec, judge, real, n=2000, bootstrap=3)
+    shares = r["mode_coverage"]["class_share"]
+    assert shares[5] < 0.01 and shares[8] < 0.01 and r["mode_coverage"]["worst_class"] in (5, 8)
+    assert r["memorization"]["share"] > 0.95  # replayed training images are copies
+    assert r["recall"] < r["precision"]
+
+
+def test_label_accuracy_is_per_requested_digit(real_and_judge):
+    judge, real, train = real_and_judge
+    order = np.concatenate([np.flatnonzero(train.labels == c)[:100] for c in range(10)])
+    by_label = train.images[order].reshape(10, 100, 28, 28).transpose(1, 0, 2, 3).reshape(1000, 28, 28)
+    spec = ModelSpec(arch="cgan", latent_dim=4, num_classes=10, conditional=True, image_size=28)
+    right = evaluate(Replay(to_unit(by_label)), spec, judge, real, n=1000, bootstrap=3)
+    assert right["label_accuracy"]["overall"] > 0.98
+    wrong = evaluate(Replay(to_unit(np.roll(by_label, 1, axis=0))), spec, judge, real, n=1000, bootstrap=3)
+    assert wrong["label_accuracy"]["overall"] < 0.05
+    assert right["fd_judge"]["value"] < right["fd_judge"]["blurred_test_sigma2"]
+
+
+def test_eval_cli_on_a_checkpoint(capsys, tmp_path, small_mnist):
+    run = tmp_path / "run"
+    assert main(["train", "--model", "cwgan", "--data-dir", str(small_mnist), "-o", str(run), "--batch-size", "16",
+                 "--max-steps", "2"]) == 0
+    code = main(["eval", "--model", str(run / "checkpoint.pt"), "--n", "500", "--data-dir", str(small_mnist),
+                 "-o", str(tmp_path / "grid.png"), "--json", str(tmp_path / "e.json")])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    r = json.loads((tmp_path / "e.json").read_text())
+    for key in ("fd_judge", "label_accuracy", "mode_coverage", "precision", "recall", "memorization", "parzen"):
+        assert key in r
+    assert r["fd_judge"]["ci95"][0] <= r["fd_judge"]["value"] <= r["fd_judge"]["ci95"][1]
+    assert (tmp_path / "grid.png").exists() and "FD-judge" in out
+    assert main(["eval", "--model", "cdcgan"]) == 1
+    assert "no shipped weights" in capsys.readouterr().err

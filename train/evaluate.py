@@ -1,0 +1,238 @@
+"""Sample quality, measured offline in the judge's feature space (see train/judge.py).
+
+Every number is placed beside references in the same units: FD of real data against itself
+(the floor) and of blurred/noise images (bad references). The Parzen-window log-likelihood is
+reported for comparison with the 2014 papers only: it is known to rank models poorly
+(Theis et al. 2016), so no decision should rest on it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gantool.noise import make_noise
+from gantool.spec import ModelSpec
+from gantool.train.data import Split
+from gantool.train.judge import Judge, to_unit
+
+Progress = Callable[[str], None]
+
+
+@torch.no_grad()
+def generate(g: torch.nn.Module, spec: ModelSpec, n: int, seed: int, batch: int = 500) -> tuple[torch.Tensor, np.ndarray | None]:
+    """n images in [-1, 1] from the project's noise; conditional models get balanced labels 0..K-1."""
+    z = torch.from_numpy(make_noise(seed, n, spec.latent_dim, spec.noise))
+    labels = np.arange(n, dtype=np.int64) % spec.num_classes if spec.conditional else None
+    out = []
+    for i in range(0, n, batch):
+        y = torch.from_numpy(labels[i:i + batch]) if labels is not None else None
+        out.append(g(z[i:i + batch], y).float().clamp(-1, 1))
+    return torch.cat(out), labels
+
+
+@torch.no_grad()
+def judge_outputs(judge: Judge, x: torch.Tensor, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Penultimate features (float64) and predicted classes of images in [-1, 1]."""
+    feats, preds = [], []
+    for i in range(0, len(x), batch):
+        f = judge.features(x[i:i + batch])
+        feats.append(f.double().numpy())
+        preds.append(judge.head(f).argmax(1).numpy())
+    return np.concatenate(feats), np.concatenate(preds)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """||mu_a - mu_b||^2 + Tr(Sa + Sb - 2 (Sa Sb)^1/2), via the symmetric form sqrt(Sa) Sb sqrt(Sa)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    w, v = np.linalg.eigh(sa)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    cross = np.linalg.eigvalsh(root_a @ sb @ root_a)
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(sa) + np.trace(sb) - 2 * np.sqrt(np.clip(cross, 0, None)).sum())
+
+
+def bootstrap_fd(fake: np.ndarray, real: np.ndarray, rounds: int, seed: int) -> tuple[float, float]:
+    """A normal-approximation 95% interval, FD +- 1.96 sd over resamples of the generated set.
+
+    Resampling with replacement repeats samples, which shrinks the set's spread and biases each
+    resampled FD upwards, so percentiles of the resamples would not even contain the estimate;
+    their spread is still a fair measure of the estimate's sampling noise.
+    """
+    rng = np.random.Generator(np.random.PCG64(seed))
+    values = [frechet_distance(fake[rng.integers(0, len(fake), len(fake))], real) for _ in range(rounds)]
+    fd, sd = frechet_distance(fake, real), float(np.std(values, ddof=1))
+    return fd - 1.96 * sd, fd + 1.96 * sd
+
+
+def _knn_radius(x: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
+    """Distance from each row of x to its k-th nearest other row."""
+    out = [torch.cdist(x[i:i + chunk], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), chunk)]
+    return torch.cat(out)
+
+
+def _inside(query: torch.Tensor, ref: torch.Tensor, radius: torch.Tensor, chunk: int = 2000) -> torch.Tensor:
+    """For each query row: is it inside any ref row's k-NN ball?"""
+    return torch.cat([(torch.cdist(query[i:i + chunk], ref) <= radius[None, :]).any(1)
+                      for i in range(0, len(query), chunk)])
+
+
+def precision_recall(fake: np.ndarray, real: np.ndarray, k: int = 3) -> tuple[float, float]:
+    """Kynkäänniemi et al. 2019: precision = fakes on the real manifold, recall = reals on the fake one."""
+    f, r = torch.from_numpy(fake).float(), torch.from_numpy(real).float()
+    precision = float(_inside(f, r, _knn_radius(r, k)).float().mean())
+    recall = float(_inside(r, f, _knn_radius(f, k)).float().mean())
+    return precision, recall
+
+
+def nearest_distance(query: torch.Tensor, ref: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
+    return torch.cat([torch.cdist(query[i:i + chunk], ref).min(1).values for i in range(0, len(query), chunk)])
+
+
+def memorization(fake_px: torch.Tensor, train_px: torch.Tensor, test_px: torch.Tensor, quantile: float = 0.05) -> dict[str, float]:
+    """Share of generated images closer (in pixels) to a training image than all but `quantile` of test images are.
+
+    Test images are unseen, so about `quantile` of a non-copying generator's samples fall under the
+    threshold; a generator that copies its data scores near 1.
+    """
+    threshold = float(torch.quantile(nearest_distance(test_px, train_px), quantile))
+    share = float((nearest_distance(fake_px, train_px) < threshold).float().mean())
+    return {"share": share, "expected_if_not_copying": quantile, "threshold_l2": threshold}
+
+
+def parzen_log_likelihood(fake01: torch.Tensor, valid01: torch.Tensor, test01: torch.Tensor,
+                          sigmas: tuple[float, ...] = (0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3)) -> dict[str, float]:
+    """Gaussian Parzen window on generated samples (pixels in [0, 1]), sigma chosen on a validation split."""
+    def mean_ll(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        d = fake01.shape[1]
+        lls = []
+        for i in range(0, len(x), 500):
+            sq = torch.cdist(x[i:i + 500].double(), fake01.double()) ** 2
+            lls.append(torch.logsumexp(-sq / (2 * sigma ** 2), 1) - math.log(len(fake01))
+                       - d * math.log(sigma * math.sqrt(2 * math.pi)))
+        return torch.cat(lls)
+
+    best = max(sigmas, key=lambda s: float(mean_ll(valid01, s).mean()))
+    ll = mean_ll(test01, best)
+    return {"mean": float(ll.mean()), "stderr": float(ll.std() / math.sqrt(len(ll))), "sigma": best}
+
+
+def blur(x: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    r = int(3 * sigma)
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), value=-1.0), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), value=-1.0), k.view(1, 1, -1, 1))
+
+
+@dataclass
+class EvalData:
+    """Judge features of the real data, computed once and shared by every metric."""
+
+    test_feats: np.ndarray
+    train_feats: np.ndarray  # 10k training images: the real-data floor
+    test_px: torch.Tensor  # (N, H*W) in [0, 1] at the judge's size
+    train_px: torch.Tensor
+    test_labels: np.ndarray
+
+
+def prepare_real(judge: Judge, train: Split, test: Split, n_floor: int = 10000) -> EvalData:
+    test_x, train_x = to_unit(test.images), to_unit(train.images)
+    test_feats, _ = judge_outputs(judge, test_x)
+    train_feats, _ = judge_outputs(judge, train_x[:n_floor])
+    return EvalData(test_feats=test_feats, train_feats=train_feats, test_px=test_x.flatten(1).add(1).div(2),
+                    train_px=train_x.flatten(1).add(1).div(2), test_labels=test.labels)
+
+
+def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, n: int = 10000, seed: int = 0,
+             bootstrap: int = 20, progress: Progress = lambda s: None) -> dict[str, Any]:
+    """Every quality number of one generator, as one JSON-ready dict."""
+    g.eval()
+    progress("generating")
+    x, labels = generate(g, spec, n, seed)
+    progress("judging")
+    feats, preds = judge_outputs(judge, x)
+    k = judge.cfg.num_classes
+    report: dict[str, Any] = {"model": spec.arch, "n": n, "seed": seed, "judge_dataset": judge.cfg.dataset}
+    progress("frechet distance")
+    fd = frechet_distance(feats, real.test_feats)
+    lo, hi = bootstrap_fd(feats, real.test_feats, bootstrap, seed)
+    test_x = (real.test_px * 2 - 1).view(-1, 1, judge.cfg.image_size, judge.cfg.image_size)
+    noise = torch.from_numpy(np.random.Generator(np.random.PCG64(seed)).uniform(-1, 1, test_x.shape).astype(np.float32))
+    report["fd_judge"] = {
+        "value": fd, "ci95": [lo, hi],
+        "real_floor_train10k_vs_test": frechet_distance(real.train_feats, real.test_feats),
+        "blurred_test_sigma2": frechet_distance(judge_outputs(judge, blur(test_x))[0], real.test_feats),
+        "uniform_noise": frechet_distance(judge_outputs(judge, noise)[0], real.test_feats),
+    }
+    hist = np.bincount(preds, minlength=k) / len(preds)
+    report["mode_coverage"] = {"class_share": hist.tolist(), "worst_class": int(hist.argmin()),
+                               "worst_class_share": float(hist.min())}
+    if labels is not None:
+        ok = preds == labels
+        report["label_accuracy"] = {"overall": float(ok.mean()),
+                                    "per_class": [float(ok[labels == c].mean()) for c in range(k)]}
+    progress("precision/recall")
+    m = min(n, len(real.test_feats))
+    report["precision"], report["recall"] = precision_recall(feats[:m], real.test_feats[:m])
+    progress("memorization")
+    fake_px = F.interpolate(x, size=(judge.cfg.image_size,) * 2, mode="area").flatten(1).add(1).div(2)
+    report["memorization"] = memorization(fake_px, real.train_px, real.test_px)
+    progress("parzen")
+    report["parzen"] = parzen_log_likelihood(fake_px, real.train_px[-1000:], real.test_px)
+    return report
+
+
+def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed: int = 0,
+                   judge_path: str | None = None, grid_path: str | None = None, progress: bool = False) -> dict[str, Any]:
+    """`gantool eval`: load a generator and the judge, measure, write the grid; returns the report."""
+    from pathlib import Path
+
+    from gantool.errors import GantoolError
+    from gantool.noise import grid_labels
+    from gantool.runtime.images import make_grid, save_png, to_uint8
+    from gantool.train.checkpoint import load_generator
+    from gantool.train.data import load_split
+    from gantool.train.judge import load_judge
+    from gantool.train.zoo import ZOO
+
+    if model in ZOO and not Path(model).is_file():
+        raise GantoolError(f"no shipped weights for {model!r} yet; pass a training checkpoint, "
+                           f"e.g. --model runs/{model}/checkpoint.pt.")
+    spec, g = load_generator(model)
+    judge, _ = load_judge(judge_path)
+    if judge.cfg.num_classes != spec.num_classes:
+        raise GantoolError(f"the judge knows {judge.cfg.num_classes} classes but the model has {spec.num_classes}.",
+                           note="train a judge on the model's dataset: gantool judge train --data-dir DIR.")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=8, desc="eval", bar_format="{desc}: {n}/{total} {postfix}")
+    def tick(stage: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(stage)
+            bar.update(1)
+
+    tick("real data")
+    real = prepare_real(judge, load_split(data_dir, "train"), load_split(data_dir, "test"))
+    report = evaluate(g, spec, judge, real, n=n, seed=seed, progress=tick)
+    per = 10
+    if spec.conditional:
+        z = torch.from_numpy(make_noise(seed, spec.num_classes * per, spec.latent_dim, spec.noise))
+        with torch.no_grad():
+            imgs = g(z, torch.from_numpy(grid_labels(spec.num_classes, per)))
+    else:
+        imgs = generate(g, spec, 64, seed)[0]
+    grid_path = grid_path or f"{spec.arch}-eval.png"
+    save_png(grid_path, make_grid(to_uint8(imgs.numpy()), ncol=per if spec.conditional else 8), scale=2)
+    if bar is not None:
+        bar.close()
+    report["grid"] = str(grid_path)
+    report["checkpoint"] = str(model)
+    return report
