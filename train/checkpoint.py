@@ -62,9 +62,15 @@ def spec_and_recipe(ckpt: dict[str, Any]) -> tuple[ModelSpec, Recipe]:
 
 
 def load_generator(path: str | os.PathLike, ema: bool = True) -> tuple[ModelSpec, torch.nn.Module]:
-    """The generator of a checkpoint, in eval mode (EMA weights when the run kept them)."""
-    from gantool.train.zoo import build_generator
+    """A generator in eval mode from a zoo name (shipped weights), a shipped .safetensors file, or a
+    training checkpoint (EMA weights when the run kept them)."""
+    from gantool.train.shipped import load_shipped, read_shipped
+    from gantool.train.zoo import ZOO, build_generator
 
+    if str(path) in ZOO and not Path(path).is_file():
+        return load_shipped(str(path))[:2]
+    if str(path).endswith(".safetensors"):
+        return read_shipped(Path(path))[:2]
     ckpt = load_checkpoint(path)
     spec, _ = spec_and_recipe(ckpt)
     g = build_generator(spec)

@@ -191,19 +191,12 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
 def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed: int = 0,
                    judge_path: str | None = None, grid_path: str | None = None, progress: bool = False) -> dict[str, Any]:
     """`gantool eval`: load a generator and the judge, measure, write the grid; returns the report."""
-    from pathlib import Path
-
     from gantool.errors import GantoolError
     from gantool.noise import grid_labels
     from gantool.runtime.images import make_grid, save_png, to_uint8
     from gantool.train.checkpoint import load_generator
     from gantool.train.data import load_split
     from gantool.train.judge import load_judge
-    from gantool.train.zoo import ZOO
-
-    if model in ZOO and not Path(model).is_file():
-        raise GantoolError(f"no shipped weights for {model!r} yet; pass a training checkpoint, "
-                           f"e.g. --model runs/{model}/checkpoint.pt.")
     spec, g = load_generator(model)
     judge, _ = load_judge(judge_path)
     if judge.cfg.num_classes != spec.num_classes:

@@ -106,6 +106,7 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.d.parameters(), recipe.lr_d, betas=(recipe.beta1, recipe.beta2))
         self.rng = torch.Generator().manual_seed(seed + 1)  # z, fake labels, GP interpolation
         self.step_count = 0
+        self.cpu_seconds = 0.0  # process CPU time spent training, summed across resumes (for the model card)
         self._perm: tuple[int, torch.Tensor] | None = None
 
     # --- data -------------------------------------------------------------------------------
@@ -195,7 +196,7 @@ class Trainer:
             "data": {"name": self.data_info.name, "files": dict(self.data_info.files)},
             "generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
             "generator_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "cpu_seconds": self.cpu_seconds,
             "rng": {"torch": torch.get_rng_state(), "noise": self.rng.get_state(),
                     "cuda": torch.cuda.get_rng_state() if self.device == "cuda" else None},
         }
@@ -215,6 +216,7 @@ class Trainer:
         if self.device == "cuda" and ckpt["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
         self.step_count = int(ckpt["step"])
+        self.cpu_seconds = float(ckpt.get("cpu_seconds", 0.0))
 
 
 class CsvLog:
@@ -275,6 +277,7 @@ def train(trainer: Trainer, opts: RunOptions) -> TrainResult:
     grid_path: Path | None = None
     rate = 0.0
     t_window, n_window = time.perf_counter(), 0
+    cpu_mark = time.process_time()
     try:
         while trainer.step_count < total:
             last = trainer.step()
@@ -299,6 +302,8 @@ def train(trainer: Trainer, opts: RunOptions) -> TrainResult:
                 save_png(grid_path, trainer.grid(), scale=2)
             if epoch_end or s == total or s % opts.ckpt_every == 0:
                 log.flush()
+                now = time.process_time()
+                trainer.cpu_seconds, cpu_mark = trainer.cpu_seconds + now - cpu_mark, now
                 save_checkpoint(ckpt_path, trainer.state_dict())
     finally:
         log.close()

@@ -109,5 +109,12 @@ def test_eval_cli_on_a_checkpoint(capsys, tmp_path, small_mnist):
         assert key in r
     assert r["fd_judge"]["ci95"][0] <= r["fd_judge"]["value"] <= r["fd_judge"]["ci95"][1]
     assert (tmp_path / "grid.png").exists() and "FD-judge" in out
+
+
+def test_eval_of_a_zoo_name_without_shipped_weights_is_one_clear_error(capsys, tmp_path, monkeypatch):
+    from gantool.train import shipped
+
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)
     assert main(["eval", "--model", "cdcgan"]) == 1
-    assert "no shipped weights" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no shipped weights for 'cdcgan'" in err

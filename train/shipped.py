@@ -1,0 +1,62 @@
+"""The generators that ship inside the package: fp16 safetensors plus a model card.
+
+Weights are stored in fp16 and loaded into fp32 modules, so the fp16-rounded model is the one that
+every later check (eval, export, runtime) sees. The spec rides in the safetensors header, so a
+shipped file rebuilds its generator with no other input and loading runs no code.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gantool.errors import CheckpointError, GantoolError
+from gantool.fileio import atomic_write_bytes
+from gantool.spec import ModelSpec
+
+WEIGHTS_DIR = Path(str(resources.files("gantool") / "weights"))
+MNIST_ATTRIBUTION = ("MNIST by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, "
+                     "Creative Commons Attribution-Share Alike 3.0 (CC BY-SA 3.0).")
+
+
+def shipped_path(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.safetensors"
+
+
+def write_shipped(path: Path, spec: ModelSpec, generator_state: dict[str, torch.Tensor], card: dict[str, Any]) -> None:
+    from safetensors.torch import save
+
+    tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in generator_state.items()}
+    meta = {"gantool_spec": json.dumps(spec.to_dict()), "card": json.dumps(card)}
+    atomic_write_bytes(path, save(tensors, metadata=meta))
+
+
+def read_shipped(path: Path) -> tuple[ModelSpec, torch.nn.Module, dict[str, Any]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    from gantool.train.zoo import build_generator
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        spec = ModelSpec.from_dict(json.loads(meta["gantool_spec"]))
+        state = load_file(str(path))
+    except (SafetensorError, KeyError, ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: not a gantool generator file ({type(e).__name__}: {str(e)[:120]}).") from None
+    g = build_generator(spec)
+    g.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return spec, g.eval(), json.loads(meta.get("card", "{}"))
+
+
+def load_shipped(name: str) -> tuple[ModelSpec, torch.nn.Module, dict[str, Any]]:
+    path = shipped_path(name)
+    if not path.is_file():
+        raise GantoolError(f"no shipped weights for {name!r} in this gantool; "
+                           f"shipped: {', '.join(sorted(p.stem for p in WEIGHTS_DIR.glob('*.safetensors') if not p.stem.startswith('judge'))) or 'none'}.",
+                           note=f"train one (gantool train --model {name}) and pass its checkpoint.")
+    return read_shipped(path)
