@@ -57,6 +57,21 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ckpt
 
 
+def load_safetensors(path: Path, kind: str) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Header metadata and tensors of a gantool safetensors file (a judge, a shipped generator)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {kind} not found.")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        return meta, load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a gantool {kind} ({type(e).__name__}: {str(e)[:120]}).") from None
+
+
 def spec_and_recipe(ckpt: dict[str, Any]) -> tuple[ModelSpec, Recipe]:
     return ModelSpec.from_dict(ckpt["spec"]), Recipe.from_dict(ckpt["recipe"])
 

@@ -144,20 +144,14 @@ def save_judge(path: str | Path, judge: Judge, metrics: dict[str, Any]) -> None:
 
 def load_judge(path: str | Path | None = None) -> tuple[Judge, dict[str, Any]]:
     """Load a judge (the shipped MNIST one by default), in eval mode, with its recorded metrics."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
+    from gantool.train.checkpoint import load_safetensors
 
     path = Path(path) if path is not None else SHIPPED_JUDGE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: judge weights not found.",
-                              note="train one with: gantool judge train --data-dir DIR -o judge.safetensors")
+    meta, state = load_safetensors(path, "judge")
     try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
         cfg = JudgeConfig(**json.loads(meta["gantool_judge"]))
-        state = load_file(str(path))
-    except (SafetensorError, KeyError, TypeError, ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: not a gantool judge ({type(e).__name__}: {str(e)[:120]}).") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a gantool judge (no valid config: {e}).") from None
     if cfg.schema_version != JUDGE_SCHEMA_VERSION:
         raise CheckpointError(f"{path}: judge schema {cfg.schema_version}; this gantool reads {JUDGE_SCHEMA_VERSION}.")
     judge = Judge(cfg)

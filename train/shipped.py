@@ -36,18 +36,14 @@ def write_shipped(path: Path, spec: ModelSpec, generator_state: dict[str, torch.
 
 
 def read_shipped(path: Path) -> tuple[ModelSpec, torch.nn.Module, dict[str, Any]]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
+    from gantool.train.checkpoint import load_safetensors
     from gantool.train.zoo import build_generator
 
+    meta, state = load_safetensors(path, "generator file")
     try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
         spec = ModelSpec.from_dict(json.loads(meta["gantool_spec"]))
-        state = load_file(str(path))
-    except (SafetensorError, KeyError, ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: not a gantool generator file ({type(e).__name__}: {str(e)[:120]}).") from None
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a gantool generator file (no valid spec: {e}).") from None
     g = build_generator(spec)
     g.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return spec, g.eval(), json.loads(meta.get("card", "{}"))
