@@ -136,6 +136,24 @@ def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, judge_path: st
     write_json(json_path, report)
 
 
+@cli.command("export")
+@click.option("--model", required=True, metavar="NAME|CHECKPOINT", help="zoo name (shipped weights) or a checkpoint")
+@click.option("--format", "fmt", type=click.Choice(["onnx"]), default="onnx", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32"]), default="fp32", show_default=True)
+@click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="[default: ./NAME.onnx]")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="the parity report")
+def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | None, json_path: str | None) -> None:
+    """Export a generator to ONNX (dynamic batch and labels) and check parity with PyTorch."""
+    need_torch("export")
+    from gantool.export.run import run_export
+
+    result = run_export(model, output, precision=precision, opset=opset)
+    click.echo(result.parity.text())
+    click.echo(f"wrote {result.path}")
+    write_json(json_path, result.to_dict())
+
+
 @cli.group()
 def judge() -> None:
     """The judge classifier whose features measure generated images."""
