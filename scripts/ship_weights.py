@@ -29,7 +29,7 @@ def card_markdown(name: str, card: dict) -> str:
         f"- Trained with: `{card['command']}`",
         f"- Seed {card['seed']}, {card['steps']} generator steps ({card['epochs']:.2f} epochs), "
         f"CPU time {card['cpu_hours']:.2f} core-hours on {card['machine']}",
-        f"- Code: gantool {card['gantool_version']}, commit {card['commit']}",
+        f"- Code: gantool {card['gantool_version']}, trained at commit {card['commit']}",
         f"- Recipe: {json.dumps(card['recipe'])}",
         f"- Quality tricks used: {card['tricks']}",
         f"- Weights: EMA generator, stored in fp16 (the fp16 model is what was evaluated)",
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--command", required=True, help="the exact training command, for the card")
     ap.add_argument("--tricks", default="EMA of G weights (decay 0.999), Adam beta1=0.5")
     ap.add_argument("--cpu-seconds", type=float, default=None, help="overrides the checkpoint's own count")
+    ap.add_argument("--train-commit", default=None, help="the commit the run was trained at [default: HEAD]")
     ap.add_argument("--machine", default="2 CPU cores (x86_64), torch CPU build")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--n", type=int, default=10000)
@@ -71,7 +72,8 @@ def main() -> None:
     spec, recipe = spec_and_recipe(ckpt)
     if spec.arch != args.name:
         raise SystemExit(f"{args.checkpoint} holds a {spec.arch}, not a {args.name}")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = args.train_commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                                 text=True).stdout.strip()
     steps = int(ckpt["step"])
     per_epoch = 60000 // (recipe.batch_size * recipe.n_critic)
     card = {"name": args.name, "command": args.command, "seed": int(ckpt["seed"]), "steps": steps,
