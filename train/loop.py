@@ -2,7 +2,7 @@
 
 One step = one generator update, which consumes n_critic real batches. The data order of an
 epoch is a permutation seeded by (seed, epoch), so a resumed run reads the same batches; all
-other randomness (z, fake labels, dropout, GP interpolation) comes from RNG states saved in the
+other randomness (z, dropout, GP interpolation) comes from RNG states saved in the
 checkpoint, so the resumed run's losses equal an uninterrupted run's.
 """
 
@@ -104,7 +104,7 @@ class Trainer:
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if recipe.ema_decay > 0 else None
         self.opt_g = torch.optim.Adam(self.g.parameters(), recipe.lr_g, betas=(recipe.beta1, recipe.beta2))
         self.opt_d = torch.optim.Adam(self.d.parameters(), recipe.lr_d, betas=(recipe.beta1, recipe.beta2))
-        self.rng = torch.Generator().manual_seed(seed + 1)  # z, fake labels, GP interpolation
+        self.rng = torch.Generator().manual_seed(seed + 1)  # z and GP interpolation
         self.step_count = 0
         self.cpu_seconds = 0.0  # process CPU time spent training, summed across resumes (for the model card)
         self._perm: tuple[int, torch.Tensor] | None = None
@@ -121,31 +121,29 @@ class Trainer:
         x = self.images[idx].to(self.device).float().div_(127.5).sub_(1.0)
         return x, self.labels[idx].to(self.device)
 
-    def _noise(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _noise(self, n: int) -> torch.Tensor:
         if self.spec.noise == "uniform":
-            z = torch.rand(n, self.spec.latent_dim, generator=self.rng) * 2 - 1
-        else:
-            z = torch.randn(n, self.spec.latent_dim, generator=self.rng)
-        y = torch.randint(self.spec.num_classes, (n,), generator=self.rng) if self.spec.conditional else None
-        return z.to(self.device), (y.to(self.device) if y is not None else None)
+            return (torch.rand(n, self.spec.latent_dim, generator=self.rng) * 2 - 1).to(self.device)
+        return torch.randn(n, self.spec.latent_dim, generator=self.rng).to(self.device)
 
     # --- one step -----------------------------------------------------------------------------
     def step(self) -> dict[str, float]:
         r, kind = self.recipe, self.recipe.loss
         for k in range(r.n_critic):
             x, y = self._batch(self.step_count * r.n_critic + k)
+            # Fakes take the real batch's labels: the label distribution is the data's, and WGAN-GP's
+            # interpolates between a real and a fake image then share one label.
             y = y if self.spec.conditional else None
-            z, yf = self._noise(x.shape[0])
-            fake = self.g(z, yf)
-            real_out, fake_out = self.d(x, y), self.d(fake.detach(), yf)
+            fake = self.g(self._noise(x.shape[0]), y)
+            real_out, fake_out = self.d(x, y), self.d(fake.detach(), y)
             d_loss = losses.d_loss(kind, real_out, fake_out, r.label_smoothing)
             if kind == "wgan-gp":
-                d_loss = d_loss + r.gp_weight * losses.gradient_penalty(self.d, x, fake.detach(), yf, self.rng)
+                d_loss = d_loss + r.gp_weight * losses.gradient_penalty(self.d, x, fake.detach(), y, self.rng)
             self._check_finite("D", d_loss)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
-        g_loss = losses.g_loss(kind, self.d(fake, yf))  # the last critic batch's fakes, as in DCGAN
+        g_loss = losses.g_loss(kind, self.d(fake, y))  # the last critic batch's fakes, as in DCGAN
         self._check_finite("G", g_loss)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
