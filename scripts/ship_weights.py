@@ -21,8 +21,23 @@ from gantool.train.shipped import MNIST_ATTRIBUTION, read_shipped, shipped_path,
 from gantool.train.zoo import ZOO
 
 
+def quality_bars(ev: dict) -> list[str]:
+    """The shipped-weights bars of the quality issue that this evaluation misses (empty: all met)."""
+    missed = []
+    if "label_accuracy" in ev:
+        la = ev["label_accuracy"]
+        if la["overall"] < 0.97:
+            missed.append(f"label accuracy {la['overall']:.2%} < 97%")
+        if min(la["per_class"]) < 0.90:
+            missed.append(f"worst digit's label accuracy {min(la['per_class']):.2%} < 90%")
+    if ev["mode_coverage"]["worst_class_share"] < 0.05:
+        missed.append(f"worst class share {ev['mode_coverage']['worst_class_share']:.2%} < 5%")
+    return missed
+
+
 def card_markdown(name: str, card: dict) -> str:
     ev = card["eval"]
+    missed = quality_bars(ev)
     fd = ev["fd_judge"]
     lines = [
         f"# {name}: model card", "", ZOO[name].summary, "",
@@ -33,6 +48,7 @@ def card_markdown(name: str, card: dict) -> str:
         f"- Recipe: {json.dumps(card['recipe'])}",
         f"- Quality tricks used: {card['tricks']}",
         f"- Weights: EMA generator, stored in fp16 (the fp16 model is what was evaluated)",
+        "- Quality bars: " + ("all met" if not missed else "**NOT met**: " + "; ".join(missed)),
         f"- Data files (sha256): " + ", ".join(f"{k} {v[:16]}..." for k, v in card["data_files"].items()),
         "", f"## Evaluation (gantool eval, {ev['n']:,} samples, judge features)", "",
         f"| measure | value |", "|---|---|",
