@@ -3,7 +3,6 @@ calls one library function; heavy imports (torch) stay inside the commands that 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
