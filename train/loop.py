@@ -246,13 +246,16 @@ class CsvLog:
         self.file.close()
 
 
-def train(trainer: Trainer, opts: RunOptions) -> TrainResult:
-    """Run (or resume) training into opts.out_dir; see the module docstring for exactness."""
+def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | None = None) -> TrainResult:
+    """Run (or resume) training into opts.out_dir; see the module docstring for exactness.
+
+    resume_state: the run's checkpoint when the caller has already loaded it (it can be large).
+    """
     out = opts.out_dir
     ckpt_path = out / CHECKPOINT_NAME
     if opts.resume:
         remove_stale_temps(out)
-        trainer.load_state_dict(load_checkpoint(run_checkpoint(out)))
+        trainer.load_state_dict(resume_state if resume_state is not None else load_checkpoint(run_checkpoint(out)))
     elif ckpt_path.exists():
         raise GantoolError(f"{out} already holds a training run ({CHECKPOINT_NAME}).",
                            note="pass --resume to continue it, or choose another -o/--output folder.")

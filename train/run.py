@@ -44,7 +44,7 @@ def run_training(req: TrainRequest) -> TrainResult:
         raise GantoolError(f"--model {req.model!r} is neither a zoo model nor a file; "
                            f"allowed: {', '.join(ZOO)} or a checkpoint path.")
     split = load_split(req.data_dir, "train")
-    init = None
+    init = ckpt = None
     if req.resume:
         ckpt = load_checkpoint(run_checkpoint(req.out_dir))
         spec, saved = spec_and_recipe(ckpt)
@@ -65,6 +65,9 @@ def run_training(req: TrainRequest) -> TrainResult:
         spec, recipe = spec_and_recipe(init)
         recipe = recipe.replace(**overrides)
         seed = req.seed
+        if req.image_size is not None and req.image_size != spec.image_size:
+            raise GantoolError(f"--image-size {req.image_size} differs from the checkpoint's {spec.image_size}; "
+                               f"a warm start keeps the checkpoint's architecture.")
     if spec.num_classes != split.info.num_classes:
         raise GantoolError(f"the model has {spec.num_classes} classes but the data has {split.info.num_classes}.")
     trainer = Trainer(spec, recipe, split, seed=seed, device=device)
@@ -75,4 +78,4 @@ def run_training(req: TrainRequest) -> TrainResult:
             trainer.g_ema.load_state_dict(init["generator_ema"])
     opts = RunOptions(out_dir=req.out_dir, seed=seed, device=device, max_steps=req.max_steps,
                       ckpt_every=req.ckpt_every, resume=req.resume, progress=req.progress)
-    return train(trainer, opts)
+    return train(trainer, opts, resume_state=ckpt)
