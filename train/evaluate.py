@@ -192,11 +192,12 @@ def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed
                    judge_path: str | None = None, grid_path: str | None = None, progress: bool = False) -> dict[str, Any]:
     """`gantool eval`: load a generator and the judge, measure, write the grid; returns the report."""
     from gantool.errors import GantoolError
-    from gantool.noise import grid_labels
-    from gantool.runtime.images import make_grid, save_png, to_uint8
+    from gantool.runtime.images import save_png
     from gantool.train.checkpoint import load_generator
     from gantool.train.data import load_split
     from gantool.train.judge import load_judge
+    from gantool.train.loop import sample_grid
+
     spec, g = load_generator(model)
     judge, _ = load_judge(judge_path)
     if judge.cfg.num_classes != spec.num_classes:
@@ -215,15 +216,8 @@ def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed
     tick("real data")
     real = prepare_real(judge, load_split(data_dir, "train"), load_split(data_dir, "test"))
     report = evaluate(g, spec, judge, real, n=n, seed=seed, progress=tick)
-    per = 10
-    if spec.conditional:
-        z = torch.from_numpy(make_noise(seed, spec.num_classes * per, spec.latent_dim, spec.noise))
-        with torch.no_grad():
-            imgs = g(z, torch.from_numpy(grid_labels(spec.num_classes, per)))
-    else:
-        imgs = generate(g, spec, 64, seed)[0]
     grid_path = grid_path or f"{spec.arch}-eval.png"
-    save_png(grid_path, make_grid(to_uint8(imgs.numpy()), ncol=per if spec.conditional else 8), scale=2)
+    save_png(grid_path, sample_grid(g, spec, seed), scale=2)
     if bar is not None:
         bar.close()
     report["grid"] = str(grid_path)

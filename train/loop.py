@@ -83,6 +83,19 @@ def prepare_images(images: np.ndarray, size: int) -> torch.Tensor:
     return torch.cat(chunks)
 
 
+@torch.no_grad()
+def sample_grid(g: torch.nn.Module, spec: ModelSpec, seed: int, per_class: int = 10, device: str = "cpu") -> np.ndarray:
+    """The fixed-noise grid: one row per class for conditional models, 8x8 otherwise."""
+    n = spec.num_classes * per_class if spec.conditional else 64
+    z = torch.from_numpy(make_noise(seed, n, spec.latent_dim, spec.noise)).to(device)
+    y = torch.from_numpy(grid_labels(spec.num_classes, per_class)).to(device) if spec.conditional else None
+    was_training = g.training
+    g.eval()
+    out = g(z, y).float().cpu().numpy()
+    g.train(was_training)
+    return make_grid(to_uint8(out), ncol=per_class if spec.conditional else 8)
+
+
 class Trainer:
     def __init__(self, spec: ModelSpec, recipe: Recipe, split: Split, seed: int = 0, device: str = "cpu") -> None:
         self.spec, self.recipe, self.seed, self.device = spec, recipe, seed, device
@@ -173,19 +186,8 @@ class Trainer:
     def sampler(self) -> torch.nn.Module:
         return self.g_ema if self.g_ema is not None else self.g
 
-    @torch.no_grad()
     def grid(self, per_class: int = 10) -> np.ndarray:
-        """The fixed-noise grid: one row per class for conditional models, 8x8 otherwise."""
-        s = self.spec
-        n = s.num_classes * per_class if s.conditional else 64
-        z = torch.from_numpy(make_noise(self.seed, n, s.latent_dim, s.noise)).to(self.device)
-        y = torch.from_numpy(grid_labels(s.num_classes, per_class)).to(self.device) if s.conditional else None
-        g = self.sampler()
-        was_training = g.training
-        g.eval()
-        out = g(z, y).float().cpu().numpy()
-        g.train(was_training)
-        return make_grid(to_uint8(out), ncol=per_class if s.conditional else 8)
+        return sample_grid(self.sampler(), self.spec, self.seed, per_class, self.device)
 
     # --- checkpoint state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
