@@ -45,6 +45,8 @@ def cli() -> None:
 @click.option("--data-dir", type=click.Path(), default=None, help="folder with MNIST-layout IDX files")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="[default: the model's recipe]")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="stop after this many G steps in all")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="stop (with a checkpoint) after this much wall-clock time; for equal-time comparisons")
 @click.option("--batch-size", type=click.IntRange(min=2), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="sets both G's and D's rate")
 @click.option("--lr-g", type=click.FloatRange(min=0, min_open=True), default=None)
@@ -54,6 +56,11 @@ def cli() -> None:
 @click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=None)
 @click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=None, help="0 disables EMA")
 @click.option("--spectral-norm/--no-spectral-norm", default=None)
+@click.option("--projection/--no-projection", default=None, help="projection discriminator (cgan, cwgan)")
+@click.option("--fake-labels", type=click.Choice(["data", "uniform"]), default=None,
+              help="labels of fakes in D's step: the real batch's, or random as in the seeds")
+@click.option("--recipe", "base_recipe", type=click.Choice(["gantool", "seed"]), default="gantool", show_default=True,
+              help="start from gantool's recipe or the seed notebook's (cgan, cdcgan), then apply the options above")
 @click.option("--image-size", type=click.IntRange(min=4), default=None, help="output side, MLP models only")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", type=DEVICE, default="auto", show_default=True)
@@ -66,7 +73,7 @@ def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str 
     from gantool.train.run import TrainRequest, run_training
 
     recipe_keys = ("epochs", "batch_size", "lr", "lr_g", "lr_d", "loss", "n_critic", "label_smoothing",
-                   "ema_decay", "spectral_norm")
+                   "ema_decay", "spectral_norm", "projection", "fake_labels")
     overrides = {k: kw.pop(k) for k in recipe_keys}
     name = Path(model).stem if Path(model).suffix else model
     req = TrainRequest(model=model, out_dir=Path(out_dir or f"runs/{name}"), data_dir=data_dir,

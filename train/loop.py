@@ -41,6 +41,7 @@ class RunOptions:
     seed: int = 0
     device: str = "cpu"
     max_steps: int | None = None  # absolute step limit, so a resumed run stops at the same place
+    max_minutes: float | None = None  # wall-clock limit of this invocation, for equal-time recipe comparisons
     ckpt_every: int = 500
     log_every: int = 50
     resume: bool = False
@@ -147,8 +148,12 @@ class Trainer:
             # Fakes take the real batch's labels: the label distribution is the data's, and WGAN-GP's
             # interpolates between a real and a fake image then share one label.
             y = y if self.spec.conditional else None
-            fake = self.g(self._noise(x.shape[0]), y)
-            real_out, fake_out = self.d(x, y), self.d(fake.detach(), y)
+            if y is not None and r.fake_labels == "uniform":  # the seeds' way: random labels for fakes
+                y_fake = torch.randint(0, self.spec.num_classes, y.shape, generator=self.rng).to(self.device)
+            else:
+                y_fake = y
+            fake = self.g(self._noise(x.shape[0]), y_fake)
+            real_out, fake_out = self.d(x, y), self.d(fake.detach(), y_fake)
             d_loss = losses.d_loss(kind, real_out, fake_out, r.label_smoothing)
             if kind == "wgan-gp":
                 d_loss = d_loss + r.gp_weight * losses.gradient_penalty(self.d, x, fake.detach(), y, self.rng)
@@ -156,7 +161,7 @@ class Trainer:
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
-        g_loss = losses.g_loss(kind, self.d(fake, y))  # the last critic batch's fakes, as in DCGAN
+        g_loss = losses.g_loss(kind, self.d(fake, y_fake))  # the last critic batch's fakes, as in DCGAN
         self._check_finite("G", g_loss)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
@@ -281,6 +286,7 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
     rate = 0.0
     t_window, n_window = time.perf_counter(), 0
     cpu_mark = time.process_time()
+    deadline = None if opts.max_minutes is None else time.perf_counter() + 60 * opts.max_minutes
     try:
         while trainer.step_count < total:
             last = trainer.step()
@@ -289,25 +295,28 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
             elapsed = time.perf_counter() - t_window
             rate = n_window * trainer.per_step / max(elapsed, 1e-9)
             epoch = s / spe
+            final = s == total or (deadline is not None and time.perf_counter() >= deadline)
             log.write({"step": s, "epoch": round(epoch, 4), **last, "images_per_s": round(rate, 1)})
             if bar is not None:
                 bar.set_postfix(ep=f"{epoch:.2f}", D=f"{last['d_loss']:.3f}", G=f"{last['g_loss']:.3f}",
                                 Dx=f"{last['d_real']:.2f}", DGz=f"{last['d_fake']:.2f}", img_s=f"{rate:.0f}")
                 bar.update(1)
-            elif s % opts.log_every == 0 or s == total:
+            elif s % opts.log_every == 0 or final:
                 print(f"step {s}/{total} epoch {epoch:.2f} D {last['d_loss']:.4f} G {last['g_loss']:.4f} "
                       f"D(x) {last['d_real']:.3f} D(G(z)) {last['d_fake']:.3f} {rate:.0f} img/s", flush=True)
             if elapsed > 30:  # a sliding throughput window
                 t_window, n_window = time.perf_counter(), 0
             epoch_end = s % spe == 0
-            if epoch_end or s == total:
+            if epoch_end or final:
                 grid_path = out / "samples" / (f"epoch_{s // spe:03d}.png" if epoch_end else f"step_{s:07d}.png")
                 save_png(grid_path, trainer.grid(), scale=2)
-            if epoch_end or s == total or s % opts.ckpt_every == 0:
+            if epoch_end or final or s % opts.ckpt_every == 0:
                 log.flush()
                 now = time.process_time()
                 trainer.cpu_seconds, cpu_mark = trainer.cpu_seconds + now - cpu_mark, now
                 save_checkpoint(ckpt_path, trainer.state_dict())
+            if final:
+                break
     finally:
         log.close()
         if bar is not None:

@@ -14,6 +14,7 @@ from gantool.errors import CheckpointError, GantoolError
 
 RECIPE_SCHEMA_VERSION = 1
 LOSSES = ("bce", "lsgan", "hinge", "wgan-gp")
+FAKE_LABELS = ("data", "uniform")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Recipe:
     label_smoothing: float = 0.0  # one-sided: D's real target is 1 - smoothing (bce/lsgan)
     ema_decay: float = 0.999  # EMA of G's weights for sampling; 0 disables
     spectral_norm: bool = False  # spectral norm on every D conv/linear layer
+    projection: bool = False  # projection discriminator (Miyato & Koyama 2018) instead of label concat
+    fake_labels: str = "data"  # data: fakes take the real batch's labels; uniform: drawn at random (the seeds)
     epochs: int = 20
     schema_version: int = RECIPE_SCHEMA_VERSION
 
@@ -48,6 +51,8 @@ class Recipe:
             problems.append(f"label smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0 <= self.ema_decay < 1:
             problems.append(f"EMA decay must be in [0, 1), got {self.ema_decay}")
+        if self.fake_labels not in FAKE_LABELS:
+            problems.append(f"fake labels {self.fake_labels!r} is not one of {', '.join(FAKE_LABELS)}")
         if self.epochs < 1:
             problems.append(f"epochs must be >= 1, got {self.epochs}")
         if problems:

@@ -10,6 +10,7 @@ from gantool.errors import GantoolError
 from gantool.train.checkpoint import load_checkpoint, run_checkpoint, spec_and_recipe
 from gantool.train.data import load_split
 from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
+from gantool.train.recipe import Recipe
 from gantool.train.zoo import ZOO, build_spec, entry
 
 
@@ -24,8 +25,10 @@ class TrainRequest:
     device: str = "auto"
     resume: bool = False
     max_steps: int | None = None
+    max_minutes: float | None = None
     ckpt_every: int = 500
     progress: bool | None = None
+    base_recipe: str = "gantool"  # or "seed": the seed notebook's recipe, for like-for-like comparisons
 
 
 def _overrides(o: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +38,16 @@ def _overrides(o: dict[str, Any]) -> dict[str, Any]:
         o.setdefault("lr_g", lr)
         o.setdefault("lr_d", lr)
     return o
+
+
+def base_recipe(model: str, which: str) -> Recipe:
+    e = entry(model)
+    if which == "gantool":
+        return e.recipe
+    if which == "seed" and e.seed_recipe is not None:
+        return e.seed_recipe
+    allowed = ", ".join(n for n, z in ZOO.items() if z.seed_recipe is not None)
+    raise GantoolError(f"--recipe {which!r} is not available for {model}; the seed recipe exists for: {allowed}.")
 
 
 def run_training(req: TrainRequest) -> TrainResult:
@@ -58,7 +71,7 @@ def run_training(req: TrainRequest) -> TrainResult:
         seed = int(ckpt["seed"])
     elif req.model in ZOO:
         spec = build_spec(req.model, split.info, req.image_size)
-        recipe = entry(req.model).recipe.replace(**overrides)
+        recipe = base_recipe(req.model, req.base_recipe).replace(**overrides)
         seed = req.seed
     else:
         init = load_checkpoint(req.model)
@@ -76,6 +89,6 @@ def run_training(req: TrainRequest) -> TrainResult:
         trainer.d.load_state_dict(init["discriminator"])
         if trainer.g_ema is not None and init.get("generator_ema") is not None:
             trainer.g_ema.load_state_dict(init["generator_ema"])
-    opts = RunOptions(out_dir=req.out_dir, seed=seed, device=device, max_steps=req.max_steps,
+    opts = RunOptions(out_dir=req.out_dir, seed=seed, device=device, max_steps=req.max_steps, max_minutes=req.max_minutes,
                       ckpt_every=req.ckpt_every, resume=req.resume, progress=req.progress)
     return train(trainer, opts, resume_state=ckpt)

@@ -44,9 +44,15 @@ class GanPair:
 
 
 def build_models(spec: ModelSpec, recipe: Recipe | None = None) -> GanPair:
-    """Build G and D for a spec; the recipe decides D's spectral norm."""
+    """Build G and D for a spec; the recipe decides D's conditioning and spectral norm."""
     e = entry(spec.arch)
-    g, d = e.generator(spec), e.discriminator(spec)
+    if recipe is not None and recipe.projection:
+        if not e.projection:
+            allowed = ", ".join(n for n, z in ZOO.items() if z.projection)
+            raise GantoolError(f"{spec.arch} has no projection discriminator; --projection is allowed for: {allowed}.")
+        g, d = e.generator(spec), e.discriminator(spec, projection=True)
+    else:
+        g, d = e.generator(spec), e.discriminator(spec)
     if recipe is not None and recipe.spectral_norm:
         for m in list(d.modules()):
             if isinstance(m, (nn.Conv2d, nn.Linear)):

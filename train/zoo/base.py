@@ -18,7 +18,7 @@ class ZooEntry:
     summary: str
     seed_doc: str  # which seed notebook the architecture follows
     generator: Callable[[ModelSpec], nn.Module]  # forward(z, labels=None) -> (B, C, H, W) in [-1, 1]
-    discriminator: Callable[[ModelSpec], nn.Module]  # forward(x, labels=None) -> (B,) logits
+    discriminator: Callable[..., nn.Module]  # (spec[, projection]) -> forward(x, labels=None) -> (B,) logits
     conditional: bool
     latent_dim: int
     width: int
@@ -26,6 +26,8 @@ class ZooEntry:
     noise: str
     recipe: Recipe
     notes: str = ""  # where and why the zoo departs from its seed
+    seed_recipe: Recipe | None = None  # the seed notebook's own recipe, for `--recipe seed` comparisons
+    projection: bool = False  # whether discriminator(spec, projection=True) is supported
 
 
 def dcgan_init(module: nn.Module) -> None:

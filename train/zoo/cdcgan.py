@@ -64,5 +64,7 @@ ENTRY = ZooEntry(
     seed_doc="001_f5bc384feb0d601d.txt", generator=Generator, discriminator=Discriminator,
     conditional=True, latent_dim=128, width=64, native_size=28, noise="uniform",
     recipe=Recipe(loss="bce", lr_g=3e-4, lr_d=2e-4, beta1=0.5, batch_size=128, epochs=20),
+    seed_recipe=Recipe(loss="bce", lr_g=3e-4, lr_d=2e-4, beta1=0.9, beta2=0.999, batch_size=128, ema_decay=0.0,
+                       fake_labels="uniform", epochs=50),
     notes="z ~ U[-1,1] and Adam 3e-4/2e-4 as in the seed, with beta1=0.5; D outputs a logit.",
 )

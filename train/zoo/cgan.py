@@ -34,18 +34,26 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, spec: ModelSpec) -> None:
+    """The seed's D concatenates a label embedding to the image; with projection=True the label
+    instead enters as <embed(y), features(x)> (Miyato & Koyama 2018), which D cannot ignore."""
+
+    def __init__(self, spec: ModelSpec, projection: bool = False) -> None:
         super().__init__()
         k = spec.num_classes
-        self.label_embedding = nn.Embedding(k, k)
+        self.projection = projection
+        self.label_embedding = nn.Embedding(k, 256 if projection else k)
         self.net = nn.Sequential(
-            nn.Linear(spec.channels * spec.image_size ** 2 + k, 1024), nn.LeakyReLU(0.2, True), nn.Dropout(0.4),
+            nn.Linear(spec.channels * spec.image_size ** 2 + (0 if projection else k), 1024),
+            nn.LeakyReLU(0.2, True), nn.Dropout(0.4),
             nn.Linear(1024, 512), nn.LeakyReLU(0.2, True), nn.Dropout(0.4),
             nn.Linear(512, 256), nn.LeakyReLU(0.2, True), nn.Dropout(0.4),
             nn.Linear(256, 1),  # (B, 1) logit
         )
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.projection:
+            h = self.net[:-1](x.flatten(1))  # (B, 256) features
+            return self.net[-1](h).view(-1) + (self.label_embedding(labels) * h).sum(1)
         h = torch.cat([x.flatten(1), self.label_embedding(labels)], dim=1)  # (B, H*W + 10)
         return self.net(h).view(-1)
 
@@ -54,6 +62,9 @@ ENTRY = ZooEntry(
     name="cgan", summary="conditional MLP GAN (HW5): Embedding(10,10)+z, 110-128-256-512-1024-H*W with BatchNorm1d",
     seed_doc="000_18e11282b4558e2c.txt", generator=Generator, discriminator=Discriminator,
     conditional=True, latent_dim=100, width=128, native_size=None, noise="normal",
-    recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=64, epochs=30),
+    recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=64, epochs=30, projection=True),
+    seed_recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, batch_size=32, ema_decay=0.0,
+                       fake_labels="uniform", epochs=85),
+    projection=True,
     notes="Default 28x28 (the seed resized to 64x64; --image-size 64 restores it). D outputs a logit.",
 )

@@ -41,13 +41,19 @@ class Generator(nn.Module):
 
 
 class Critic(nn.Module):
-    def __init__(self, spec: ModelSpec) -> None:
+    """The seed's critic sees 10 one-hot label planes; with projection=True the label instead
+    enters as <embed(y), sum-pooled features(x)> (Miyato & Koyama 2018)."""
+
+    def __init__(self, spec: ModelSpec, projection: bool = False) -> None:
         super().__init__()
-        self.spec = spec
+        self.spec, self.projection = spec, projection
         k, w = spec.num_classes, spec.width
         self.register_buffer("one_hot", torch.eye(k), persistent=False)
+        if projection:
+            self.label_embedding = nn.Embedding(k, 8 * w)  # (B,) -> (B, 256)
         self.net = nn.Sequential(
-            nn.Conv2d(spec.channels + k, w, 2, 2, 2, bias=False), nn.LeakyReLU(0.02, True),  # (B, 11, 28, 28) -> (B, 32, 16, 16)
+            nn.Conv2d(spec.channels + (0 if projection else k), w, 2, 2, 2, bias=False),  # (B, 11, 28, 28) -> (B, 32, 16, 16)
+            nn.LeakyReLU(0.02, True),
             *down(w, 2 * w),  # -> (B, 64, 8, 8)
             *down(2 * w, 4 * w),  # -> (B, 128, 4, 4)
             *down(4 * w, 8 * w),  # -> (B, 256, 2, 2)
@@ -56,6 +62,9 @@ class Critic(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.projection:
+            h = self.net[:-1](x)  # (B, 256, 2, 2)
+            return self.net[-1](h).view(-1) + (self.label_embedding(labels) * h.sum((2, 3))).sum(1)
         planes = self.one_hot[labels][:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, 10, H, W)
         return self.net(torch.cat([x, planes], 1)).view(-1)
 
@@ -65,6 +74,7 @@ ENTRY = ZooEntry(
     seed_doc="004_9c13be8577b76443.txt", generator=Generator, discriminator=Critic,
     conditional=True, latent_dim=100, width=32, native_size=28, noise="normal",
     recipe=Recipe(loss="wgan-gp", lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, batch_size=64,
-                  n_critic=5, gp_weight=10.0, epochs=20),
+                  n_critic=5, gp_weight=10.0, epochs=20, projection=True),
+    projection=True,
     notes="Critic uses GroupNorm(1, C) instead of BatchNorm (valid gradient penalty); Adam(0, 0.9) per Gulrajani et al.",
 )
