@@ -4,6 +4,8 @@
 class GantoolError(Exception):
     """An error the user can fix; the message says what was wrong and what is allowed."""
 
+    exit_code = 1  # the CLI's exit status; 2 for "a required component is not installed"
+
     def __init__(self, message: str, note: str | None = None) -> None:
         self.note = note
         super().__init__(message if note is None else f"{message} Note: {note}")

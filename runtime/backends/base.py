@@ -1,0 +1,38 @@
+"""The backend interface every engine implements, so the Generator, parity and bench treat them alike."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+import numpy as np
+
+
+class Backend(ABC):
+    """One engine instance. activate() does the expensive load once; infer() may then be called
+    many times; deactivate() frees native resources. Also a context manager."""
+
+    name: str = "backend"
+    max_batch: int | None = None  # None: any batch; otherwise the engine's profile limit
+
+    def __init__(self) -> None:
+        self.active = False
+
+    @abstractmethod
+    def activate(self) -> None: ...
+
+    @abstractmethod
+    def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """feeds {"z": float32 (B, latent)[, "labels": int64 (B,)]} -> float32 images (B, C, H, W)."""
+
+    @abstractmethod
+    def deactivate(self) -> None: ...
+
+    def __enter__(self) -> "Backend":
+        if not self.active:
+            self.activate()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.deactivate()

@@ -1,0 +1,84 @@
+"""TensorRT: no removed API anywhere in the engine code, a clear exit 2 without TensorRT, and (on a GPU
+with TensorRT) build, load, inference and parity."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gantool.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE_CODE = [ROOT / "export" / "trt.py", ROOT / "runtime" / "backends" / "trt.py"]
+# Removed in TensorRT 10/11 (weak typing, implicit batch, binding indices, the old builder and executor).
+REMOVED = {"FP16", "INT8", "BF16", "FP8", "INT4", "FP4", "OBEY_PRECISION_CONSTRAINTS", "PREFER_PRECISION_CONSTRAINTS",
+           "platform_has_fast_fp16", "platform_has_fast_int8", "build_engine", "execute_async_v2", "execute_v2",
+           "max_workspace_size", "get_binding_index", "get_binding_shape", "get_binding_dtype", "binding_is_input",
+           "num_bindings", "set_binding_shape", "max_batch_size", "EXPLICIT_BATCH", "int8_calibrator"}
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def names_used(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    used |= {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    used |= {k.arg for n in ast.walk(tree) if isinstance(n, ast.Call) for k in n.keywords if k.arg}
+    return used
+
+
+@pytest.mark.parametrize("path", ENGINE_CODE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_engine_code_uses_no_removed_tensorrt_api(path):
+    assert not names_used(path) & REMOVED
+
+
+def test_the_ast_check_catches_a_removed_api(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(config, trt, ctx):\n    config.set_flag(trt.BuilderFlag.FP16)\n    ctx.execute_async_v2([], 0)\n")
+    assert names_used(bad) & REMOVED == {"FP16", "execute_async_v2"}
+
+
+def test_engine_modules_import_without_tensorrt():
+    import gantool.export.trt  # noqa: F401
+    import gantool.runtime.backends.trt  # noqa: F401
+
+
+@pytest.mark.skipif(HAS_TRT, reason="TensorRT is installed here; this checks the message when it is not")
+def test_build_without_tensorrt_exits_2_with_an_install_hint(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["build", "--engine", "trt", "--model", "cdcgan"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "TensorRT is not installed" in err and 'pip install "gantool[trt]"' in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.gpu
+@pytest.mark.trt
+def test_build_load_infer_and_parity_on_gpu(tmp_path, monkeypatch):
+    from gantool.export.trt import Profile, run_build
+    from gantool.runtime.backends.trt import TrtBackend
+
+    monkeypatch.chdir(tmp_path)
+    plan, sidecar, report = run_build("cdcgan", None, "fp16", Profile(1, 16, 64), str(tmp_path / "cache"))
+    assert plan.exists() and report.passed and {c.batch for c in report.comparisons} >= {1, 7, 64, 1024}
+    side = json.loads(Path(str(plan) + ".json").read_text())
+    assert side["spec"]["arch"] == "cdcgan" and side["profile"]["max_batch"] == 64 and side["precision"] == "fp16"
+    assert (tmp_path / "cache").stat().st_size > 0  # the timing cache is written for the next build
+    with TrtBackend(plan) as b:  # labels reach every sample of a batch (NVIDIA/TensorRT#3004)
+        z = np.full((10, 128), 0.1, np.float32)  # one z, ten labels: ten different images
+        out = b.infer({"z": z, "labels": np.arange(10, dtype=np.int64)})
+    assert len({out[i].tobytes() for i in range(10)}) == 10
+
+
+@pytest.mark.parametrize("args, message", [(["--max-batch", "0"], "batch sizes must be >= 1"),
+                                           (["--opt-batch", "512"], "1 <= min <= opt <= max")])
+def test_build_rejects_a_bad_profile_before_anything_else(args, message, tmp_path, capsys):
+    code = main(["build", "--model", "cdcgan", "-o", str(tmp_path / "x.plan"), *args])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
