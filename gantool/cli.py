@@ -11,8 +11,8 @@ import click
 
 import gantool
 from gantool.errors import GantoolError
+from gantool.spec import ZOO_NAMES
 
-ZOO_NAMES = ("gan", "dcgan", "cgan", "cdcgan", "cgan-in", "cwgan")  # checked against the zoo by a test
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
@@ -200,6 +200,109 @@ def build_cmd(engine: str, model: str, precision: str, min_batch: int, opt_batch
     plan, sidecar, report = run_build(model, output, precision, profile, timing_cache, verbose)
     click.echo(report.text())
     click.echo(f"wrote {plan} (+ {plan.name}.json) TensorRT {sidecar['tensorrt_version']} on {sidecar['gpu']}")
+
+
+def parse_labels(text: str | None) -> list[int] | None:
+    """'0-9' -> 0..9; '3,3,7' -> [3, 3, 7]; ranges and lists mix: '0-2,7'."""
+    if text is None:
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
+    except ValueError:
+        raise GantoolError(f"--labels {text!r} is not a list of integers; allowed forms: 0-9, 3,3,7 or 0-2,7.") from None
+    if not out:
+        raise GantoolError(f"--labels {text!r} names no label.")
+    return out
+
+
+@cli.command("sample")
+@click.option("--model", required=True, metavar="FILE|NAME", help="a .onnx/.plan file or a zoo name")
+@click.option("--labels", default=None, help="conditional grid rows: 0-9 or 3,3,7 [default: every class]")
+@click.option("--per-label", type=click.IntRange(min=1), default=8, show_default=True, help="grid columns per label")
+@click.option("--n", type=click.IntRange(min=1), default=64, show_default=True, help="images (unconditional models)")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--engine", type=click.Choice(["auto", "ort", "ort-cuda", "ort-trt", "trt"]), default="auto",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
+              help=".png for a grid, .npy for the raw uint8 images")
+def sample_cmd(model: str, labels: str | None, per_label: int, n: int, seed: int, engine: str, output: str) -> None:
+    """Sample images with the runtime (no torch needed): a PNG grid or an .npy of uint8 images."""
+    from gantool.runtime.sample import run_sample
+
+    path, shape = run_sample(model, output, parse_labels(labels), per_label, n, seed, engine)
+    click.echo(f"wrote {path} ({' x '.join(map(str, shape))})")
+
+
+@cli.command("inspect")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def inspect_cmd(file: str, json_path: str | None) -> None:
+    """Print a generator's metadata, inputs and outputs (and a .plan's profile)."""
+    from gantool.runtime.inspect import describe, describe_text
+
+    info = describe(file)
+    click.echo(describe_text(info))
+    write_json(json_path, info)
+
+
+def parse_ints(text: str, what: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise GantoolError(f"{what} {text!r} is not a comma-separated list of integers, e.g. 1,8,64,256.") from None
+    if not values or min(values) < 1:
+        raise GantoolError(f"{what} {text!r}: every value must be an integer >= 1.")
+    return values
+
+
+@cli.command("bench")
+@click.option("--engine", "engines", default="runtime,ort,torch", show_default=True,
+              help="comma-separated: runtime, ort, ort-fp16, ort-int8, openvino, torch, torch-compile, trt, "
+                   "ort-cuda, ort-trt")
+@click.option("--model", required=True, metavar="FILE|NAME", help="zoo name, checkpoint, .onnx or .plan")
+@click.option("--batch", "batches", default="1,8,64,256", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="[default: all cores]")
+@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True, help="interleaved rounds")
+@click.option("--no-cold-start", is_flag=True, help="skip the fresh-process cold start and peak memory probe")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG plot (needs the bench extra)")
+def bench_cmd(engines: str, model: str, batches: str, threads: int | None, rounds: int, no_cold_start: bool,
+              json_path: str | None, output: str | None) -> None:
+    """Latency and throughput of engines side by side, interleaved, with the roofline."""
+    from gantool.benchmarks.bench import plot, run_bench, table
+
+    names = [e.strip() for e in engines.split(",") if e.strip()]
+    res = run_bench(model, names, parse_ints(batches, "--batch"), threads, rounds, cold=not no_cold_start)
+    click.echo(table(res))
+    if output:
+        click.echo(plot(res, output))
+    write_json(json_path, res.to_dict())
+
+
+@cli.command("serve")
+@click.option("--model", required=True, metavar="FILE|NAME", help="a .onnx/.plan file or a zoo name")
+@click.option("--host", default="127.0.0.1", show_default=True, help="loopback by default; 0.0.0.0 exposes it")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True,
+              help="images per merged engine call")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
+              help="how long a request may wait for others to join its batch")
+@click.option("--max-n", type=click.IntRange(min=1), default=1024, show_default=True, help="images per request")
+@click.option("--timeout-s", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True)
+@click.option("--max-body-bytes", type=click.IntRange(min=64), default=65536, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="engine threads [default: all cores]")
+def serve_cmd(model: str, host: str, port: int, max_batch: int, max_wait_ms: float, max_n: int, timeout_s: float,
+              max_body_bytes: int, threads: int | None) -> None:
+    """Serve sampling over HTTP with micro-batching (the serve extra)."""
+    try:
+        from gantool.serve.app import ServeConfig, serve
+    except ImportError as e:
+        raise GantoolError(f"`gantool serve` needs the serve extra ({e.name} is missing).",
+                           note='pip install "gantool[serve]".') from None
+    serve(model, host, port, ServeConfig(max_batch, max_wait_ms, max_n, timeout_s, max_body_bytes), threads)
 
 
 @cli.group()

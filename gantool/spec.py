@@ -16,6 +16,9 @@ from gantool.noise import DISTRIBUTIONS
 SPEC_SCHEMA_VERSION = 1
 
 
+# The zoo's names, torch-free, for the runtime and the CLI; a test checks them against train/zoo.
+ZOO_NAMES = ("gan", "dcgan", "cgan", "cdcgan", "cgan-in", "cwgan")
+
 @dataclass(frozen=True)
 class ModelSpec:
     arch: str  # zoo family: gan, dcgan, cgan, cdcgan, cgan-in, cwgan

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from gantool.fileio import atomic_write_bytes
 from gantool.train.checkpoint import load_checkpoint, spec_and_recipe
+from gantool.paths import SHIPPED_ONNX
 from gantool.train.evaluate import evaluate_model
 from gantool.train.shipped import MNIST_ATTRIBUTION, read_shipped, shipped_path, write_shipped
+from ship_onnx import ship_onnx  # noqa: E402  (scripts/ is run as a folder of scripts)
 from gantool.train.zoo import ZOO
 
 
@@ -106,6 +108,8 @@ def main() -> None:
     write_shipped(path, spec, state, card)
     read_shipped(path)  # it loads back
     atomic_write_bytes(path.with_suffix(".md"), card_markdown(args.name, card).encode())
+    if args.name in SHIPPED_ONNX:
+        ship_onnx(args.name)
     print(card_markdown(args.name, card))
 
 

@@ -84,6 +84,12 @@ def load_generator(path: str | os.PathLike, ema: bool = True) -> tuple[ModelSpec
 
     if str(path) in ZOO and not Path(path).is_file():
         return load_shipped(str(path))[:2]
+    if not Path(path).exists() and not Path(path).suffix:
+        raise CheckpointError(f"unknown model {str(path)!r}; allowed: {', '.join(ZOO)}, a training checkpoint "
+                              f"(.pt) or a shipped generator (.safetensors).")
+    if str(path).endswith((".onnx", ".plan")):
+        raise CheckpointError(f"{path} is an exported engine, not PyTorch weights; allowed here: a zoo name, a "
+                              f"training checkpoint (.pt) or a shipped generator (.safetensors).")
     if str(path).endswith(".safetensors"):
         return read_shipped(Path(path))[:2]
     ckpt = load_checkpoint(path)

@@ -8,7 +8,6 @@ shipped file rebuilds its generator with no other input and loading runs no code
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ import torch
 
 from gantool.errors import CheckpointError, GantoolError
 from gantool.fileio import atomic_write_bytes
+from gantool.paths import WEIGHTS_DIR
 from gantool.spec import ModelSpec
 
-WEIGHTS_DIR = Path(str(resources.files("gantool") / "weights"))
 MNIST_ATTRIBUTION = ("MNIST by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, "
                      "Creative Commons Attribution-Share Alike 3.0 (CC BY-SA 3.0).")
 

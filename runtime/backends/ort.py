@@ -20,6 +20,10 @@ PROVIDERS = {
 }
 
 
+def available_providers() -> list[str]:
+    return list(import_onnxruntime().get_available_providers())
+
+
 def trt_provider_options(cache_dir: str | os.PathLike, names: dict[str, int], max_batch: int) -> dict[str, Any]:
     """Engine caching and explicit profile shapes for ORT's TensorRT provider (names: input -> trailing dim)."""
 

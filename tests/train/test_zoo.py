@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gantool.cli import ZOO_NAMES
+from gantool.spec import ZOO_NAMES
 from gantool.errors import GantoolError
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import MNIST_INFO, ZOO, build_models, build_spec, count_params, example_inputs, generator_flops

@@ -1,0 +1,278 @@
+"""`gantool bench`: latency and throughput of generator engines, side by side.
+
+Engines are interleaved round by round (the order rotates), so machine noise hits all of them
+alike; each (engine, batch) reports min/p50/p90/p99/mean/std latency after a warm-up, images/s at
+the median, the share of the machine's matmul peak, and the peak RSS of a fresh process that ran
+it. Cold start (import, load, first 1-image sample) is timed in that fresh process too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gantool.benchmarks.engines import ENGINES, Engine, Skip, Sources, make_engine
+from gantool.errors import GantoolError
+from gantool.noise import make_noise
+
+WARMUP_S = 0.3
+ROUND_S = 0.1
+
+
+@dataclass
+class Stats:
+    engine: str
+    batch: int
+    runs: int
+    min_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    std_ms: float
+    images_per_s: float
+    share_of_peak: float | None = None
+    peak_rss_mb: float | None = None
+
+
+@dataclass
+class BenchResult:
+    model: str
+    threads: int
+    batches: list[int]
+    stats: list[Stats] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    cold_start: dict[str, dict[str, Any]] = field(default_factory=dict)
+    roofline: dict[str, Any] = field(default_factory=dict)
+    derived: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return d
+
+
+def resolve_sources(model: str) -> tuple[Sources, Any]:
+    from gantool.runtime.generator import resolve_model
+
+    p = Path(model)
+    if p.suffix == ".plan":
+        from gantool.runtime.backends.trt import read_sidecar
+
+        side = read_sidecar(p)
+        src = Sources(model=model, plan=p)
+        if side.get("source_onnx") and Path(side["source_onnx"]).is_file():
+            src.onnx["fp32"] = Path(side["source_onnx"])
+        return src, None
+    if p.suffix in (".pt", ".safetensors"):
+        from gantool.export.run import run_export
+        from gantool.paths import cache_dir
+
+        out = cache_dir() / "bench" / f"{p.stem}.onnx"
+        run_export(model, str(out))
+        return Sources(model=model, onnx={"fp32": out}), None
+    return Sources(model=model, onnx={"fp32": resolve_model(model)}), None
+
+
+def _spec(src: Sources) -> Any:
+    from gantool.runtime.backends.ort import OrtBackend
+    from gantool.runtime.generator import read_onnx_metadata, spec_from_metadata
+
+    with OrtBackend(src.onnx["fp32"]) as b:
+        return spec_from_metadata(read_onnx_metadata(b.session), str(src.onnx["fp32"]))
+
+
+def _feeds(spec: Any, batch: int) -> dict[str, np.ndarray]:
+    f = {"z": make_noise(batch, batch, spec.latent_dim, spec.noise)}
+    if spec.conditional:
+        f["labels"] = np.arange(batch, dtype=np.int64) % spec.num_classes
+    return f
+
+
+def _stats(name: str, batch: int, lat: list[float]) -> Stats:
+    a = np.array(lat) * 1e3
+    p50 = float(np.percentile(a, 50))
+    return Stats(name, batch, len(a), float(a.min()), p50, float(np.percentile(a, 90)), float(np.percentile(a, 99)),
+                 float(a.mean()), float(a.std()), batch / (p50 / 1e3))
+
+
+def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: int,
+            progress: Any = None) -> list[Stats]:
+    out = []
+    for batch in batches:
+        feeds = _feeds(spec, batch)
+        for e in engines.values():  # warm-up
+            end = time.perf_counter() + WARMUP_S
+            e.run(feeds)
+            while time.perf_counter() < end:
+                e.run(feeds)
+        lat: dict[str, list[float]] = {n: [] for n in engines}
+        names = list(engines)
+        for r in range(rounds):
+            for n in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+                run, end = engines[n].run, time.perf_counter() + ROUND_S
+                while True:
+                    t = time.perf_counter()
+                    run(feeds)
+                    t2 = time.perf_counter()
+                    lat[n].append(t2 - t)
+                    if t2 >= end:
+                        break
+            if progress is not None:
+                progress.update(1)
+        out += [_stats(n, batch, lat[n]) for n in names]
+    return out
+
+
+def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]) -> dict[str, Any]:
+    meta = json.dumps({"latent": spec.latent_dim, "conditional": spec.conditional, "num_classes": spec.num_classes,
+                       "noise": spec.noise})
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "gantool.benchmarks.probe", engine, src.model, str(src.onnx["fp32"]),
+                        str(threads), ",".join(map(str, batches)), meta], capture_output=True, text=True, env=env,
+                       timeout=600)
+    wall = time.perf_counter() - t
+    if r.returncode != 0:
+        return {"error": (r.stderr.strip().splitlines() or ["?"])[-1][:200]}
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    d["process_wall_s"] = wall
+    return d
+
+
+def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
+              cold: bool = True, show_progress: bool = True) -> BenchResult:
+    from gantool.benchmarks.roofline import matmul_peak, onnx_flops_per_sample
+
+    for e in engines:
+        if e not in ENGINES:
+            raise GantoolError(f"unknown engine {e!r}; allowed: {', '.join(ENGINES)}.")
+    if not batches or min(batches) < 1:
+        raise GantoolError(f"--batch sizes must be >= 1, got {batches}.")
+    threads = threads or os.cpu_count() or 1
+    src, _ = resolve_sources(model)
+    spec = _spec(src)
+    res = BenchResult(model=model, threads=threads, batches=batches,
+                      machine={"cpus": os.cpu_count(), "python": sys.version.split()[0]})
+    ready: dict[str, Engine] = {}
+    for name in engines:
+        try:
+            ready[name] = make_engine(name, src, threads)
+        except Skip as s:
+            res.skipped[name] = str(s)
+    from tqdm import tqdm
+
+    bar = tqdm(total=rounds * len(batches), desc="bench", unit="round", disable=not show_progress, file=sys.stderr)
+    try:
+        res.stats = measure(ready, spec, batches, rounds, bar)
+    finally:
+        bar.close()
+        for e in ready.values():
+            e.close()
+    peak = matmul_peak(threads)
+    flops = onnx_flops_per_sample(src.onnx["fp32"]) if "fp32" in src.onnx else None
+    best = max(peak.values())
+    res.roofline = {"matmul_gflops": peak, "peak_gflops": best, "flops_per_sample": flops,
+                    "batch1_floor_ms": flops / (best * 1e9) * 1e3 if flops else None}
+    for s in res.stats:
+        if flops:
+            s.share_of_peak = s.images_per_s * flops / (best * 1e9)
+    if cold:
+        for name in ready:
+            if name == "trt":
+                continue
+            res.cold_start[name] = probe(name, src, spec, threads, batches)
+            for s in res.stats:
+                if s.engine == name and "peak_rss_mb" in res.cold_start[name]:
+                    s.peak_rss_mb = res.cold_start[name]["peak_rss_mb"].get(str(s.batch))
+    res.derived = derived_figures(res)
+    return res
+
+
+def _p50(res: BenchResult, engine: str, batch: int) -> float | None:
+    return next((s.p50_ms for s in res.stats if s.engine == engine and s.batch == batch), None)
+
+
+def derived_figures(res: BenchResult) -> dict[str, Any]:
+    """The ratios the targets are stated in, from the same run."""
+    d: dict[str, Any] = {}
+    for b in res.batches:
+        ranked = sorted((s for s in res.stats if s.batch == b), key=lambda s: s.p50_ms)
+        if ranked:
+            d[f"fastest_at_batch_{b}"] = ranked[0].engine
+    rt, ort = _p50(res, "runtime", 1), _p50(res, "ort", 1)
+    if rt and ort:
+        d["runtime_overhead_batch1"] = rt / ort - 1
+    if ort and _p50(res, "torch", 1):
+        d["torch_over_ort_batch1"] = _p50(res, "torch", 1) / ort
+    floor = res.roofline.get("batch1_floor_ms")
+    if floor and ort:
+        d["ort_batch1_over_floor"] = ort / floor
+    return d
+
+
+def table(res: BenchResult) -> str:
+    r = res.roofline
+    lines = [f"{res.model}: {r.get('flops_per_sample', 0) / 1e6:.1f} MFLOP/sample; matmul peak "
+             f"{r['peak_gflops']:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in r['matmul_gflops'].items())}); "
+             f"batch-1 floor {r['batch1_floor_ms']:.4f} ms; {res.threads} threads",
+             f"{'engine':<14}{'batch':>6}{'min ms':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean':>10}"
+             f"{'std':>9}{'img/s':>11}{'%peak':>7}{'RSS MB':>8}"]
+    for s in sorted(res.stats, key=lambda s: (s.batch, s.p50_ms)):
+        share = f"{100 * s.share_of_peak:6.1f}" if s.share_of_peak is not None else "     -"
+        rss = f"{s.peak_rss_mb:8.0f}" if s.peak_rss_mb is not None else "       -"
+        lines.append(f"{s.engine:<14}{s.batch:>6}{s.min_ms:>10.4f}{s.p50_ms:>10.4f}{s.p90_ms:>10.4f}{s.p99_ms:>10.4f}"
+                     f"{s.mean_ms:>10.4f}{s.std_ms:>9.4f}{s.images_per_s:>11.0f}{share} {rss}")
+    for name, c in res.cold_start.items():
+        if "error" in c:
+            lines.append(f"cold start {name}: failed ({c['error']})")
+        else:
+            lines.append(f"cold start {name}: {c['cold_start_s']:.3f} s (import+load {c['import_and_load_s']:.3f} s, "
+                         f"first sample {c['first_sample_s'] * 1e3:.1f} ms; process wall {c['process_wall_s']:.2f} s)")
+    for name, why in res.skipped.items():
+        lines.append(f"skipped {name}: {why}")
+    for k, v in res.derived.items():
+        lines.append(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}")
+    return "\n".join(lines)
+
+
+def plot(res: BenchResult, path: str | Path) -> str:
+    """Latency and throughput against batch per engine; a note when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return 'plot skipped: matplotlib is not installed (pip install "gantool[bench]").'
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name in dict.fromkeys(s.engine for s in res.stats):
+        ss = sorted((s for s in res.stats if s.engine == name), key=lambda s: s.batch)
+        a.plot([s.batch for s in ss], [s.p50_ms for s in ss], marker="o", label=name)
+        b.plot([s.batch for s in ss], [s.images_per_s for s in ss], marker="o", label=name)
+    a.set(xscale="log", yscale="log", xlabel="batch", ylabel="p50 latency (ms)", title=f"{res.model}: latency")
+    b.set(xscale="log", yscale="log", xlabel="batch", ylabel="images/s", title="throughput")
+    if res.roofline.get("flops_per_sample"):
+        peak_ips = res.roofline["peak_gflops"] * 1e9 / res.roofline["flops_per_sample"]
+        b.axhline(peak_ips, color="gray", ls="--", label="matmul peak")
+    b.legend(fontsize=8)
+    for ax in (a, b):
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    import io
+
+    from gantool.fileio import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return f"plot: {path}"

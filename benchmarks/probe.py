@@ -1,0 +1,62 @@
+"""Cold start and peak memory of one engine, measured in a fresh process:
+
+    python -m gantool.benchmarks.probe ENGINE MODEL FP32_ONNX THREADS BATCHES
+
+prints one JSON line: seconds to import+load, to the first 1-image sample, and the peak RSS after each batch.
+"""
+
+from __future__ import annotations
+
+import time
+
+T0 = time.perf_counter()
+
+import json  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM resets at exec; ru_maxrss would inherit the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def main() -> None:
+    engine, model, onnx_path, threads, batches = sys.argv[1:6]
+    from gantool.benchmarks.engines import Sources, make_engine
+    from gantool.noise import make_noise
+
+    src = Sources(model=model, onnx={"fp32": Path(onnx_path)})
+    eng = make_engine(engine, src, int(threads))
+    t_load = time.perf_counter()
+    meta = json.loads(sys.argv[6])  # latent, conditional, num_classes, noise
+
+    def feeds(b: int) -> dict:
+        f = {"z": make_noise(0, b, meta["latent"], meta["noise"])}
+        if meta["conditional"]:
+            import numpy as np
+
+            f["labels"] = np.arange(b, dtype=np.int64) % meta["num_classes"]
+        return f
+
+    eng.run(feeds(1))
+    t_first = time.perf_counter()
+    peak = {}
+    for b in sorted(int(x) for x in batches.split(",")):
+        eng.run(feeds(b))
+        eng.run(feeds(b))
+        peak[b] = peak_rss_mb()
+    eng.close()
+    print(json.dumps({"import_and_load_s": t_load - T0, "first_sample_s": t_first - t_load,
+                      "cold_start_s": t_first - T0, "peak_rss_mb": peak}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""`gantool serve`: a local sampling service with micro-batching (the `serve` extra)."""

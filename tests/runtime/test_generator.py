@@ -1,0 +1,139 @@
+"""The embedded runtime: torch-free sampling, seeds that match eval, batching, threads and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from gantool.paths import SHIPPED_ONNX, shipped_onnx
+from gantool.runtime import Generator, SampleError
+
+
+@pytest.fixture(scope="module")
+def cdcgan():
+    with Generator.load("cdcgan") as g:
+        yield g
+
+
+def test_full_sample_in_a_process_where_torch_and_onnx_cannot_import(tmp_path):
+    code = textwrap.dedent(f"""
+        import sys, json
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "onnx", "torchvision", "safetensors"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        from gantool.runtime import Generator
+        g = Generator.load("cgan")
+        a = g.sample(labels=[3, 3, 7], seed=1)
+        u = Generator.load("gan").sample(n=5, seed=2)
+        g.save_grid({str(tmp_path / 'grid.png')!r}, seed=0)
+        print(json.dumps({{"shape": list(a.shape), "dtype": str(a.dtype), "u": list(u.shape),
+                          "mods": sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx"))}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r == {"shape": [3, 28, 28], "dtype": "uint8", "u": [5, 28, 28], "mods": []}
+    assert (tmp_path / "grid.png").stat().st_size > 1000
+
+
+def test_same_seed_gives_evals_images(cdcgan):
+    torch = pytest.importorskip("torch")
+    from gantool.runtime.images import to_uint8
+    from gantool.train.evaluate import generate
+    from gantool.train.shipped import load_shipped
+
+    spec, g, _ = load_shipped("cdcgan")
+    with torch.no_grad():
+        ref = to_uint8(generate(g, spec, 30, seed=5)[0].numpy())[:, 0]
+    got = cdcgan.sample(n=30, seed=5)
+    assert got.shape == ref.shape and np.abs(got.astype(int) - ref).max() <= 1
+    assert np.array_equal(cdcgan.sample(n=30, seed=5), got)  # deterministic
+    assert not np.array_equal(cdcgan.sample(n=30, seed=6), got)
+
+
+def test_labels_reach_every_sample_and_requests_are_split(cdcgan):
+    z = np.repeat(cdcgan.inputs(n=1, seed=0)["z"], 10, 0)  # one z, ten labels -> ten different digits
+    whole = cdcgan.sample(labels=list(range(10)), z=z)
+    assert len({im.tobytes() for im in whole}) == 10
+    cdcgan.backend.max_batch = 3  # as an engine with a small profile would have
+    try:
+        split = cdcgan.sample(labels=list(range(10)), z=z)
+    finally:
+        cdcgan.backend.max_batch = None
+    assert np.abs(split.astype(int) - whole).max() <= 1
+
+
+def test_many_threads_at_once_get_their_own_images(cdcgan):
+    seeds = list(range(16))
+    serial = [cdcgan.sample(labels=[s % 10] * 4, seed=s) for s in seeds]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda s: cdcgan.sample(labels=[s % 10] * 4, seed=s), seeds))
+    for a, b in zip(serial, parallel):
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"labels": [3, 10]}, "label 10 is out of range; allowed: 0..9"),
+    ({"labels": [-1]}, "label -1 is out of range"),
+    ({"labels": [1.5]}, "labels must be integers"),
+    ({"labels": ["a"]}, "labels must be integers"),
+    ({"labels": [[1, 2]]}, "labels must be a 1-D sequence"),
+    ({"n": 0}, "n must be in 1..100"),
+    ({"n": 101}, "n must be in 1..100"),
+    ({"n": 2.5}, "n must be an integer"),
+    ({"n": 3, "labels": [1, 2]}, "n=3 but 2 labels"),
+    ({"z": np.zeros((2, 5), np.float32)}, "z must have shape (2, 128)"),
+    ({"z": np.full((1, 128), np.nan, np.float32)}, "z must be finite"),
+    ({"z": np.zeros(128, np.float32)}, "n must be in 1..100"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+])
+def test_bad_input_is_a_value_error_naming_the_problem(kwargs, message):
+    with Generator.load("cdcgan", max_n=100) as g:
+        with pytest.raises(ValueError) as e:
+            g.sample(**kwargs)
+    assert message in str(e.value)
+
+
+def test_unconditional_model_refuses_labels():
+    with Generator.load("gan") as g, pytest.raises(ValueError, match="unconditional; it takes no labels"):
+        g.sample(labels=[1])
+
+
+def test_a_file_that_is_not_a_gantool_generator(tmp_path):
+    node = helper.make_node("Identity", ["z"], ["images"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(tmp_path / "x.onnx"))
+    (tmp_path / "x.txt").write_text("hello")
+    for path, message in ((tmp_path / "x.onnx", "not a gantool generator"), (tmp_path / "x.txt", "not a gantool generator"),
+                          ("nope", "neither a file nor a zoo model")):
+        with pytest.raises(SampleError, match=message):
+            Generator.load(path)
+    assert issubclass(SampleError, ValueError)
+
+
+@pytest.mark.parametrize("name", SHIPPED_ONNX)
+def test_shipped_onnx_matches_a_fresh_export_of_the_shipped_weights(name, tmp_path):
+    pytest.importorskip("torch")
+    from gantool.export.run import run_export
+    from gantool.train.shipped import shipped_path
+
+    assert shipped_onnx(name).is_file(), f"{name}.onnx is not shipped; run python scripts/ship_onnx.py {name}"
+    fresh = run_export(str(shipped_path(name)), str(tmp_path / "fresh.onnx")).path
+    shipped_meta = {p.key: p.value for p in onnx.load(str(shipped_onnx(name))).metadata_props}
+    fresh_meta = {p.key: p.value for p in onnx.load(str(fresh)).metadata_props}
+    assert shipped_meta == fresh_meta
+    with Generator.load(shipped_onnx(name)) as a, Generator.load(fresh) as b:
+        kw = {"labels": list(range(10)) * 5} if a.conditional else {"n": 50}
+        fa, fb = a.run(a.inputs(seed=3, **kw)), b.run(b.inputs(seed=3, **kw))
+    assert np.abs(fa - fb).max() <= 1e-5
