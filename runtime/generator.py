@@ -24,6 +24,7 @@ from gantool.runtime.images import make_grid, save_png, to_uint8
 from gantool.spec import ZOO_NAMES, ModelSpec
 
 DEFAULT_MAX_N = 65536
+ORT_TRT_MAX_BATCH = 1024  # the TensorRT provider's profile: batch 1..1024, larger requests are split
 ENGINES = ("auto", "ort", "ort-cuda", "ort-trt", "trt")
 
 
@@ -89,14 +90,23 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
         spec = spec_from_metadata(read_sidecar(path).get("metadata", {}), str(path))
         backend: Backend = TrtBackend(path)
     elif path.suffix == ".onnx":
-        from gantool.runtime.backends.ort import OrtBackend
+        from gantool.paths import cache_dir
+        from gantool.runtime.backends.ort import OrtBackend, trt_provider_options
         from gantool.runtime.ort import import_onnxruntime
 
         if engine == "trt":
             raise SampleError(f"engine trt runs .plan files; build one with gantool build --model {path}.")
         if engine == "auto":
             engine = "ort-cuda" if "CUDAExecutionProvider" in import_onnxruntime().get_available_providers() else "ort"
-        backend = OrtBackend(path, engine=engine, threads=threads)
+        options = None
+        if engine == "ort-trt":  # explicit profile shapes and a persistent engine cache
+            with OrtBackend(path) as probe:
+                spec = spec_from_metadata(read_onnx_metadata(probe.session), str(path))
+            dims = {"z": spec.latent_dim, **({"labels": 0} if spec.conditional else {})}
+            options = trt_provider_options(cache_dir() / "ort-trt", dims, ORT_TRT_MAX_BATCH)
+        backend = OrtBackend(path, engine=engine, threads=threads, provider_options=options)
+        if engine == "ort-trt":
+            backend.max_batch = ORT_TRT_MAX_BATCH
     else:
         raise SampleError(f"{path} is not a gantool generator file; allowed: .onnx (gantool export) or .plan "
                           f"(gantool build).")
@@ -132,7 +142,7 @@ class Generator:
         return self.spec.num_classes
 
     # --- input checks ---------------------------------------------------------------------------
-    def _labels(self, labels: Any) -> np.ndarray:
+    def check_labels(self, labels: Any) -> np.ndarray:
         if not self.spec.conditional:
             raise SampleError(f"{self.spec.arch} is unconditional; it takes no labels (pass n instead).")
         arr = np.asarray(labels)
@@ -160,7 +170,7 @@ class Generator:
     def inputs(self, n: int | None = None, labels: Any = None, seed: int | None = None,
                z: Any = None) -> dict[str, np.ndarray]:
         """The validated feeds: z from the project's noise (or given), labels cycled 0..K-1 by default."""
-        y = None if labels is None else self._labels(labels)
+        y = None if labels is None else self.check_labels(labels)
         if y is not None:
             count = self._count(len(y)) if n is None else self._count(n)
             if count != len(y):
@@ -202,15 +212,19 @@ class Generator:
         out = to_uint8(self.run(self.inputs(n, labels, seed, z)), *self.spec.output_range)
         return out[:, 0] if out.shape[1] == 1 else out.transpose(0, 2, 3, 1)
 
-    def grid(self, labels: Any = None, per_label: int = 8, n: int = 64, seed: int | None = None) -> np.ndarray:
-        """A uint8 grid: one row per label for conditional models, else n images in rows of 8."""
+    def grid_images(self, labels: Any = None, per_label: int = 8, n: int = 64,
+                    seed: int | None = None) -> tuple[np.ndarray, int]:
+        """The images of a grid and its column count: one row per label (conditional), else rows of 8."""
         if self.spec.conditional:
-            rows = self._labels(range(self.spec.num_classes) if labels is None else labels)
-            images = self.sample(labels=np.repeat(rows, per_label), seed=seed)
-            return make_grid(images, ncol=per_label)
+            rows = self.check_labels(range(self.spec.num_classes) if labels is None else labels)
+            return self.sample(labels=np.repeat(rows, per_label), seed=seed), per_label
         if labels is not None:
-            self._labels(labels)  # raises: unconditional
-        return make_grid(self.sample(n=n, seed=seed), ncol=min(8, n))
+            self.check_labels(labels)  # raises: unconditional models take no labels
+        return self.sample(n=n, seed=seed), min(8, n)
+
+    def grid(self, labels: Any = None, per_label: int = 8, n: int = 64, seed: int | None = None) -> np.ndarray:
+        """A uint8 grid image (see grid_images)."""
+        return make_grid(*self.grid_images(labels, per_label, n, seed))
 
     def save_grid(self, path: str | Path, scale: int = 2, **kw: Any) -> Path:
         save_png(path, self.grid(**kw), scale=scale)

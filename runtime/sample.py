@@ -19,15 +19,7 @@ def run_sample(model: str, output: str, labels: list[int] | None, per_label: int
     if out.suffix not in (".png", ".npy"):
         raise GantoolError(f"-o {output}: unknown output type {out.suffix or '(none)'}; allowed: .png, .npy.")
     with Generator.load(model, engine=engine) as g:
-        if g.conditional:
-            rows = labels if labels is not None else list(range(g.num_classes))
-            images = g.sample(labels=np.repeat(g._labels(rows), per_label), seed=seed)
-            ncol = per_label
-        else:
-            if labels is not None:
-                g._labels(labels)  # raises: unconditional models take no labels
-            images = g.sample(n=n, seed=seed)
-            ncol = min(8, n)
+        images, ncol = g.grid_images(labels, per_label, n, seed)
     if out.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, images)

@@ -138,3 +138,14 @@ def test_installed_console_script_reports_errors_in_one_line(tmp_path):
     p = subprocess.run([str(script), "train", "--model", "gan", "--data-dir", str(tmp_path / "none")],
                        capture_output=True, text=True)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "does not exist" in p.stderr
+
+
+def test_max_minutes_stops_with_a_checkpoint_and_seed_recipe_trains(capsys, tmp_path, small_mnist):
+    import torch
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "cgan", "--recipe", "seed", "--data-dir", str(small_mnist), "-o", str(out),
+                 "--max-minutes", "0.001", "--epochs", "5"]) == 0
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert 1 <= ckpt["step"] < 5 * 4096 // 32 and ckpt["recipe"]["fake_labels"] == "uniform"
+    assert ckpt["recipe"]["batch_size"] == 32 and "trained" in capsys.readouterr().out

@@ -137,3 +137,54 @@ def test_shipped_onnx_matches_a_fresh_export_of_the_shipped_weights(name, tmp_pa
         kw = {"labels": list(range(10)) * 5} if a.conditional else {"n": 50}
         fa, fb = a.run(a.inputs(seed=3, **kw)), b.run(b.inputs(seed=3, **kw))
     assert np.abs(fa - fb).max() <= 1e-5
+
+
+def test_tensorrt_provider_gets_explicit_profiles_and_an_engine_cache(tmp_path):
+    from gantool.runtime.backends.ort import trt_provider_options
+
+    o = trt_provider_options(tmp_path, {"z": 128, "labels": 0}, 1024)
+    assert o["trt_engine_cache_enable"] and o["trt_engine_cache_path"] == str(tmp_path)
+    assert o["trt_profile_min_shapes"] == "z:1x128,labels:1"
+    assert o["trt_profile_opt_shapes"] == "z:256x128,labels:256"
+    assert o["trt_profile_max_shapes"] == "z:1024x128,labels:1024"
+
+
+def test_gpu_engines_without_a_gpu_say_what_is_missing():
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    for engine in ("ort-cuda", "ort-trt"):
+        with pytest.raises(Exception, match=r"needs ONNX Runtime's .*ExecutionProvider.*gantool\[gpu\]"):
+            Generator.load("cdcgan", engine=engine)
+
+
+@pytest.mark.gpu
+@pytest.mark.trt
+def test_plan_and_onnx_give_the_same_images(tmp_path, monkeypatch):
+    from gantool.export.trt import Profile, run_build
+
+    monkeypatch.chdir(tmp_path)
+    plan, _, _ = run_build("cdcgan", None, "fp16", Profile(1, 16, 64))
+    with Generator.load(plan) as trt, Generator.load("cdcgan", engine="ort") as ort:
+        a, b = trt.sample(n=200, seed=3), ort.sample(n=200, seed=3)  # 200 > max batch 64: split
+    assert np.abs(a.astype(int) - b).mean() < 2.0
+
+
+def test_64x64_zoo_names_need_the_export_extras_and_say_so(tmp_path):
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "onnx"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        from gantool.runtime import Generator
+        try:
+            Generator.load("dcgan")
+        except Exception as e:
+            print(type(e).__name__, e)
+    """)
+    env = {**__import__("os").environ, "GANTOOL_CACHE": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert "GantoolError dcgan does not ship as ONNX" in out.stdout and 'pip install "gantool[train,export]"' in out.stdout

@@ -89,3 +89,34 @@ def test_params_and_flops_are_counted():
     spec = build_spec("gan", MNIST_INFO)
     assert count_params(build_models(spec).generator) == 100 * 256 + 256 + 256 * 512 + 512 + 512 * 1024 + 1024 + 1024 * 784 + 784
     assert generator_flops(spec) == 2 * (100 * 256 + 256 * 512 + 512 * 1024 + 1024 * 784)
+
+
+@pytest.mark.parametrize("name", ["cgan", "cwgan"])
+def test_projection_discriminator_uses_the_label(name):
+    spec = build_spec(name, MNIST_INFO)
+    torch.manual_seed(0)
+    d = build_models(spec, Recipe(projection=True)).discriminator.eval()
+    x = torch.randn(10, *spec.image_shape)
+    with torch.no_grad():
+        torch.nn.init.normal_(d.label_embedding.weight)
+        a, b = d(x, torch.arange(10)), d(x, (torch.arange(10) + 1) % 10)
+    assert a.shape == (10,) and not torch.allclose(a, b)
+    assert not any(isinstance(m, torch.nn.Embedding) and m.embedding_dim == spec.num_classes for m in d.modules())
+
+
+def test_projection_is_refused_where_the_family_has_none():
+    with pytest.raises(GantoolError, match="dcgan has no projection discriminator; --projection is allowed for: cgan, cwgan"):
+        build_models(build_spec("dcgan", MNIST_INFO), Recipe(projection=True))
+
+
+def test_seed_recipes_are_the_notebooks():
+    from gantool.train.run import base_recipe
+
+    cgan, cdcgan = base_recipe("cgan", "seed"), base_recipe("cdcgan", "seed")
+    assert (cgan.batch_size, cgan.lr_g, cgan.lr_d, cgan.beta1, cgan.ema_decay, cgan.fake_labels) == (
+        32, 2e-4, 2e-4, 0.5, 0.0, "uniform")
+    assert (cdcgan.batch_size, cdcgan.lr_g, cdcgan.lr_d, cdcgan.beta1, cdcgan.ema_decay) == (128, 3e-4, 2e-4, 0.9, 0.0)
+    with pytest.raises(GantoolError, match="the seed recipe exists for: cgan, cdcgan"):
+        base_recipe("gan", "seed")
+    with pytest.raises(GantoolError, match="fake labels 'x' is not one of data, uniform"):
+        Recipe(fake_labels="x")

@@ -51,6 +51,7 @@ class Critic(nn.Module):
         self.register_buffer("one_hot", torch.eye(k), persistent=False)
         if projection:
             self.label_embedding = nn.Embedding(k, 8 * w)  # (B,) -> (B, 256)
+            nn.init.normal_(self.label_embedding.weight, 0.0, 0.02)  # N(0, 1) would drown the unconditional score
         self.net = nn.Sequential(
             nn.Conv2d(spec.channels + (0 if projection else k), w, 2, 2, 2, bias=False),  # (B, 11, 28, 28) -> (B, 32, 16, 16)
             nn.LeakyReLU(0.02, True),
