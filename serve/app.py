@@ -11,6 +11,7 @@ import asyncio
 import base64
 import io
 import json
+import secrets
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -140,12 +141,13 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig()) -> Any
         try:
             try:  # JSON whatever the Content-Type says: curl -d sends form encoding by default
                 body = SampleRequest.model_validate(json.loads(await request.body()))
-            except ValueError as e:  # bad JSON or a field that fails validation
+            except (ValueError, RecursionError) as e:  # bad JSON (or absurdly nested), or a field that fails
                 status = "422"
                 metrics.errors.labels("validation").inc()
                 return error(422, _validation_message(e))
+            seed = body.seed if body.seed is not None else secrets.randbits(63)  # echoed, so it can be replayed
             try:
-                feeds = generator.inputs(n=body.n, labels=body.labels, seed=body.seed)
+                feeds = generator.inputs(n=body.n, labels=body.labels, seed=seed)
             except SampleError as e:
                 status = "400"
                 metrics.errors.labels("bad_input").inc()
@@ -158,12 +160,15 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig()) -> Any
                 return error(503, f"the request took longer than {config.timeout_s:g} s; try fewer images.")
             images = to_uint8(raw, *generator.spec.output_range)[:, 0]
             metrics.images.inc(len(images))
-            return await encode(images, feeds, body, request.headers.get("accept", "*/*"))
+            response = await encode(images, feeds, body, seed, request.headers.get("accept", "*/*"))
+            response.headers["x-gantool-seed"] = str(seed)
+            return response
         finally:
             metrics.requests.labels("/v1/sample", status).inc()
             metrics.latency.observe(time.perf_counter() - t0)
 
-    async def encode(images: np.ndarray, feeds: dict[str, np.ndarray], body: SampleRequest, accept: str) -> Response:
+    async def encode(images: np.ndarray, feeds: dict[str, np.ndarray], body: SampleRequest, seed: int,
+                     accept: str) -> Response:
         if "image/png" in accept:
             ncol = body.ncol or min(8, len(images))
             return Response(await asyncio.to_thread(_png, make_grid(images, ncol)), media_type="image/png")
@@ -172,17 +177,19 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig()) -> Any
             np.save(buf, images)
             return Response(buf.getvalue(), media_type=NPY)
         labels = feeds.get("labels")
-        return JSONResponse({"shape": list(images.shape), "dtype": "uint8",
+        return JSONResponse({"shape": list(images.shape), "dtype": "uint8", "seed": seed,
                              "labels": None if labels is None else labels.tolist(),
                              "images_base64": base64.b64encode(images.tobytes()).decode()})
 
     return BodyLimit(app, config.max_body_bytes)
 
 
-def _validation_message(e: ValueError) -> str:
+def _validation_message(e: Exception) -> str:
     if isinstance(e, ValidationError):
         problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'body'}: {err['msg']}" for err in e.errors()[:5])
         return f"invalid request: {problems}"
+    if isinstance(e, RecursionError):
+        return "the body nests too deeply to be a sample request"
     return f"the body is not valid JSON ({str(e)[:100]}); send e.g. {{\"labels\": [3, 7], \"seed\": 0}}"
 
 

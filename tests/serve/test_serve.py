@@ -75,12 +75,15 @@ def decode(r) -> np.ndarray:
 
 def test_happy_paths(server, local):
     r = httpx.post(server + "/v1/sample", json={"labels": [3, 3, 7], "seed": 5})
-    assert r.status_code == 200 and r.json()["labels"] == [3, 3, 7]
+    assert r.status_code == 200 and r.json()["labels"] == [3, 3, 7] and r.json()["seed"] == 5
     assert np.abs(decode(r).astype(int) - local.sample(labels=[3, 3, 7], seed=5)).max() <= 1
     png = httpx.post(server + "/v1/sample", json={"n": 10, "seed": 1}, headers={"accept": "image/png"})
     assert png.headers["content-type"] == "image/png" and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     npy = httpx.post(server + "/v1/sample", content=b'{"n": 4, "seed": 2}', headers={"accept": "application/x-npy"})
     assert np.load(io.BytesIO(npy.content)).shape == (4, 28, 28)
+    unseeded = httpx.post(server + "/v1/sample", json={"labels": [1, 2]})
+    replay = httpx.post(server + "/v1/sample", json={"labels": [1, 2], "seed": int(unseeded.headers["x-gantool-seed"])})
+    assert np.abs(decode(unseeded).astype(int) - decode(replay)).max() <= 1
     meta = httpx.get(server + "/v1/model").json()
     assert meta["spec"]["arch"] == "cdcgan" and meta["max_n"] == 64
     assert "/v1/sample" in httpx.get(server + "/openapi.json").json()["paths"]
@@ -99,6 +102,8 @@ def test_happy_paths(server, local):
     ({"n": 2, "colour": "red"}, 422, "colour"),
     ([1, 2], 422, "invalid request"),
     ("not json", 422, "not valid JSON"),
+    ("[" * 30000 + "]" * 30000, 413, "larger than 4096 bytes"),
+    ("[" * 2000 + "]" * 2000, 422, "nests too deeply"),
 ])
 def test_bad_requests_get_a_4xx_json_error(server, body, status, message):
     content = body.encode() if isinstance(body, str) else json.dumps(body).encode()
