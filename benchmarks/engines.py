@@ -128,10 +128,10 @@ def _openvino(path: Path, threads: int) -> Engine:
 
 
 def _runtime(path: Path, threads: int) -> Engine:
-    """The embedded runtime's full path (noise, validation, inference, uint8), fed the same z."""
+    """The embedded runtime's default (engine auto) and its full path: z checks, inference, uint8."""
     from gantool.runtime import Generator
 
-    g = Generator.load(path, engine="ort", threads=threads)
+    g = Generator.load(path, engine="auto", threads=threads)
 
     def run(feeds: dict[str, np.ndarray]) -> Any:
         return g.sample(labels=feeds.get("labels"), z=feeds["z"])

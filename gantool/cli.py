@@ -224,7 +224,7 @@ def parse_labels(text: str | None) -> list[int] | None:
 @click.option("--per-label", type=click.IntRange(min=1), default=8, show_default=True, help="grid columns per label")
 @click.option("--n", type=click.IntRange(min=1), default=64, show_default=True, help="images (unconditional models)")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--engine", type=click.Choice(["auto", "ort", "ort-cuda", "ort-trt", "trt"]), default="auto",
+@click.option("--engine", type=click.Choice(["auto", "ort", "ort-cuda", "ort-trt", "trt", "openvino"]), default="auto",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
               help=".png for a grid, .npy for the raw uint8 images")

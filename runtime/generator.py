@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,10 @@ from gantool.spec import ZOO_NAMES, ModelSpec
 
 DEFAULT_MAX_N = 65536
 ORT_TRT_MAX_BATCH = 1024  # the TensorRT provider's profile: batch 1..1024, larger requests are split
-ENGINES = ("auto", "ort", "ort-cuda", "ort-trt", "trt")
+ENGINES = ("auto", "ort", "ort-cuda", "ort-trt", "trt", "openvino")
+# engine="auto" on a CPU: ONNX Runtime, plus OpenVINO (when installed) from this batch size up,
+# where it measured faster here (benchmarks/results/bench); it compiles lazily, on the first such batch.
+AUTO_OPENVINO_MIN_BATCH = 64
 
 
 class SampleError(GantoolError, ValueError):
@@ -96,6 +100,13 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
 
         if engine == "trt":
             raise SampleError(f"engine trt runs .plan files; build one with gantool build --model {path}.")
+        if engine == "openvino":
+            from gantool.runtime.backends.openvino import OpenVinoBackend
+
+            backend = OpenVinoBackend(path, threads)
+            backend.activate()
+            with OrtBackend(path) as probe:
+                return backend, spec_from_metadata(read_onnx_metadata(probe.session), str(path))
         if engine == "auto":
             engine = "ort-cuda" if "CUDAExecutionProvider" in import_onnxruntime().get_available_providers() else "ort"
         options = None
@@ -120,8 +131,11 @@ class Generator:
     """Thread-safe: backends run concurrent calls (ORT sessions are re-entrant; a TensorRT context is
     locked), and sample() keeps no state between calls."""
 
-    def __init__(self, backend: Backend, spec: ModelSpec, max_n: int = DEFAULT_MAX_N, source: str = "") -> None:
+    def __init__(self, backend: Backend, spec: ModelSpec, max_n: int = DEFAULT_MAX_N, source: str = "",
+                 large: tuple[int, Backend] | None = None) -> None:
         self.backend, self.spec, self.max_n, self.source = backend, spec, max_n, source
+        self.large = large  # (min batch, backend): a second engine for large batches, activated on first use
+        self._large_lock = threading.Lock()
 
     @classmethod
     def load(cls, model: str | Path, engine: str = "auto", threads: int | None = None,
@@ -131,7 +145,13 @@ class Generator:
             raise SampleError(f"max_n must be an integer >= 1, got {max_n!r}.")
         path = resolve_model(model)
         backend, spec = open_backend(path, engine, threads)
-        return cls(backend, spec, max_n, str(path))
+        large = None
+        if engine == "auto" and backend.name == "ort":
+            from gantool.runtime.backends.openvino import OpenVinoBackend, openvino_available
+
+            if openvino_available():
+                large = (AUTO_OPENVINO_MIN_BATCH, OpenVinoBackend(path, threads))
+        return cls(backend, spec, max_n, str(path), large)
 
     @property
     def conditional(self) -> bool:
@@ -198,12 +218,25 @@ class Generator:
         return feeds
 
     # --- sampling ---------------------------------------------------------------------------------
+    def engine_for(self, n: int) -> Backend:
+        """The backend that runs a batch of n: the large-batch engine from its threshold up."""
+        if self.large is None or n < self.large[0]:
+            return self.backend
+        backend = self.large[1]
+        if not backend.active:
+            with self._large_lock:
+                if not backend.active:
+                    backend.activate()
+        return backend
+
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Raw float output (N, C, H, W), split into the engine's max batch."""
-        n, step = len(feeds["z"]), self.backend.max_batch or len(feeds["z"])
+        n = len(feeds["z"])
+        backend = self.engine_for(n)
+        step = backend.max_batch or n
         if n <= step:
-            return self.backend.infer(feeds)
-        return np.concatenate([self.backend.infer({k: v[i:i + step] for k, v in feeds.items()})
+            return backend.infer(feeds)
+        return np.concatenate([backend.infer({k: v[i:i + step] for k, v in feeds.items()})
                                for i in range(0, n, step)])
 
     def sample(self, n: int | None = None, labels: Any = None, seed: int | None = None, z: Any = None) -> np.ndarray:
@@ -232,6 +265,8 @@ class Generator:
 
     def close(self) -> None:
         self.backend.deactivate()
+        if self.large is not None:
+            self.large[1].deactivate()
 
     def __enter__(self) -> "Generator":
         return self
@@ -240,4 +275,5 @@ class Generator:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Generator({self.spec.arch}, {self.backend.name}, {self.source})"
+        large = f", {self.large[1].name} from batch {self.large[0]}" if self.large else ""
+        return f"Generator({self.spec.arch}, {self.backend.name}{large}, {self.source})"

@@ -188,3 +188,15 @@ def test_64x64_zoo_names_need_the_export_extras_and_say_so(tmp_path):
     env = {**__import__("os").environ, "GANTOOL_CACHE": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert "GantoolError dcgan does not ship as ONNX" in out.stdout and 'pip install "gantool[train,export]"' in out.stdout
+
+
+def test_auto_engine_hands_large_batches_to_openvino_with_the_same_images():
+    pytest.importorskip("openvino")
+    from gantool.runtime.generator import AUTO_OPENVINO_MIN_BATCH
+
+    with Generator.load("cdcgan") as auto, Generator.load("cdcgan", engine="ort") as ort:
+        n = AUTO_OPENVINO_MIN_BATCH
+        assert auto.engine_for(1) is auto.backend and auto.engine_for(n).name == "openvino"
+        a, b = auto.sample(n=n + 6, seed=9), ort.sample(n=n + 6, seed=9)
+        assert auto.large[1].active and np.abs(a.astype(int) - b).max() <= 1
+        assert np.array_equal(auto.sample(n=3, seed=9), ort.sample(n=3, seed=9))  # small batches: ORT itself
