@@ -72,6 +72,17 @@ def load_safetensors(path: Path, kind: str) -> tuple[dict[str, str], dict[str, t
         raise CheckpointError(f"{path}: not a gantool {kind} ({type(e).__name__}: {str(e)[:120]}).") from None
 
 
+def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | os.PathLike, arch: str) -> None:
+    """load_state_dict with one clear line when the weights belong to another model."""
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, KeyError) as e:
+        first = str(e).splitlines()[0][:160]
+        raise CheckpointError(f"{path}: its weights do not fit a {arch} generator ({first}).",
+                              note="the file's spec and weights disagree: it was made for another model "
+                                   "or by an incompatible gantool.") from None
+
+
 def spec_and_recipe(ckpt: dict[str, Any]) -> tuple[ModelSpec, Recipe]:
     return ModelSpec.from_dict(ckpt["spec"]), Recipe.from_dict(ckpt["recipe"])
 
@@ -96,5 +107,5 @@ def load_generator(path: str | os.PathLike, ema: bool = True) -> tuple[ModelSpec
     spec, _ = spec_and_recipe(ckpt)
     g = build_generator(spec)
     weights = ckpt.get("generator_ema") if ema and ckpt.get("generator_ema") is not None else ckpt["generator"]
-    g.load_state_dict(weights)
+    load_weights(g, weights, path, spec.arch)
     return spec, g.eval()

@@ -35,7 +35,7 @@ def write_shipped(path: Path, spec: ModelSpec, generator_state: dict[str, torch.
 
 
 def read_shipped(path: Path) -> tuple[ModelSpec, torch.nn.Module, dict[str, Any]]:
-    from gantool.train.checkpoint import load_safetensors
+    from gantool.train.checkpoint import load_safetensors, load_weights
     from gantool.train.zoo import build_generator
 
     meta, state = load_safetensors(path, "generator file")
@@ -44,7 +44,7 @@ def read_shipped(path: Path) -> tuple[ModelSpec, torch.nn.Module, dict[str, Any]
     except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: not a gantool generator file (no valid spec: {e}).") from None
     g = build_generator(spec)
-    g.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    load_weights(g, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, path, spec.arch)
     return spec, g.eval(), json.loads(meta.get("card", "{}"))
 
 
