@@ -32,6 +32,8 @@ def quality_bars(ev: dict) -> list[str]:
             missed.append(f"label accuracy {la['overall']:.2%} < 97%")
         if min(la["per_class"]) < 0.90:
             missed.append(f"worst digit's label accuracy {min(la['per_class']):.2%} < 90%")
+    if ev["recall"] < 0.05:  # not one of the bars, but a collapsed generator must not read as "met"
+        missed.append(f"recall {ev['recall']:.3f}: samples collapsed onto a few modes")
     if ev["mode_coverage"]["worst_class_share"] < 0.05:
         missed.append(f"worst class share {ev['mode_coverage']['worst_class_share']:.2%} < 5%")
     return missed
