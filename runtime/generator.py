@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 import secrets
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,6 @@ from gantool.spec import ZOO_NAMES, ModelSpec
 DEFAULT_MAX_N = 65536
 ORT_TRT_MAX_BATCH = 1024  # the TensorRT provider's profile: batch 1..1024, larger requests are split
 ENGINES = ("auto", "ort", "ort-cuda", "ort-trt", "trt", "openvino")
-# engine="auto" on a CPU: ONNX Runtime, plus OpenVINO (when installed) from this batch size up,
-# where it measured faster here (benchmarks/results/bench); it compiles lazily, on the first such batch.
-AUTO_OPENVINO_MIN_BATCH = 64
 
 
 class SampleError(GantoolError, ValueError):
@@ -131,11 +127,8 @@ class Generator:
     """Thread-safe: backends run concurrent calls (ORT sessions are re-entrant; a TensorRT context is
     locked), and sample() keeps no state between calls."""
 
-    def __init__(self, backend: Backend, spec: ModelSpec, max_n: int = DEFAULT_MAX_N, source: str = "",
-                 large: tuple[int, Backend] | None = None) -> None:
+    def __init__(self, backend: Backend, spec: ModelSpec, max_n: int = DEFAULT_MAX_N, source: str = "") -> None:
         self.backend, self.spec, self.max_n, self.source = backend, spec, max_n, source
-        self.large = large  # (min batch, backend): a second engine for large batches, activated on first use
-        self._large_lock = threading.Lock()
 
     @classmethod
     def load(cls, model: str | Path, engine: str = "auto", threads: int | None = None,
@@ -145,13 +138,7 @@ class Generator:
             raise SampleError(f"max_n must be an integer >= 1, got {max_n!r}.")
         path = resolve_model(model)
         backend, spec = open_backend(path, engine, threads)
-        large = None
-        if engine == "auto" and backend.name == "ort":
-            from gantool.runtime.backends.openvino import OpenVinoBackend, openvino_available
-
-            if openvino_available():
-                large = (AUTO_OPENVINO_MIN_BATCH, OpenVinoBackend(path, threads))
-        return cls(backend, spec, max_n, str(path), large)
+        return cls(backend, spec, max_n, str(path))
 
     @property
     def conditional(self) -> bool:
@@ -218,21 +205,9 @@ class Generator:
         return feeds
 
     # --- sampling ---------------------------------------------------------------------------------
-    def engine_for(self, n: int) -> Backend:
-        """The backend that runs a batch of n: the large-batch engine from its threshold up."""
-        if self.large is None or n < self.large[0]:
-            return self.backend
-        backend = self.large[1]
-        if not backend.active:
-            with self._large_lock:
-                if not backend.active:
-                    backend.activate()
-        return backend
-
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Raw float output (N, C, H, W), split into the engine's max batch."""
-        n = len(feeds["z"])
-        backend = self.engine_for(n)
+        n, backend = len(feeds["z"]), self.backend
         step = backend.max_batch or n
         if n <= step:
             return backend.infer(feeds)
@@ -265,8 +240,6 @@ class Generator:
 
     def close(self) -> None:
         self.backend.deactivate()
-        if self.large is not None:
-            self.large[1].deactivate()
 
     def __enter__(self) -> "Generator":
         return self
@@ -275,5 +248,4 @@ class Generator:
         self.close()
 
     def __repr__(self) -> str:
-        large = f", {self.large[1].name} from batch {self.large[0]}" if self.large else ""
-        return f"Generator({self.spec.arch}, {self.backend.name}{large}, {self.source})"
+        return f"Generator({self.spec.arch}, {self.backend.name}, {self.source})"

@@ -11,8 +11,11 @@ from gantool.fileio import atomic_write_bytes
 
 def to_uint8(x: np.ndarray, low: float = -1.0, high: float = 1.0) -> np.ndarray:
     """Map generator output in [low, high] to uint8 gray levels, rounding to nearest."""
-    scaled = (np.asarray(x, dtype=np.float32) - low) * (255.0 / (high - low))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    scaled = np.subtract(np.asarray(x, dtype=np.float32), low, dtype=np.float32)  # one buffer, reused in place
+    scaled *= 255.0 / (high - low)
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def make_grid(images: np.ndarray, ncol: int, pad: int = 2, fill: int = 0) -> np.ndarray:
