@@ -78,7 +78,7 @@ def onnx_metadata_of(path: str | Path) -> dict[str, str]:
 
 
 def build_plan(onnx_path: str | Path, plan_path: str | Path, profile: Profile, precision: str = "fp16",
-                 timing_cache: str | Path | None = None, verbose: bool = False) -> dict[str, Any]:
+               timing_cache: str | Path | None = None, verbose: bool = False) -> dict[str, Any]:
     """Parse, build and serialise; writes the plan and its sidecar atomically and returns the sidecar."""
     trt = import_tensorrt()
     meta = onnx_metadata_of(onnx_path)
@@ -116,7 +116,6 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, profile: Profile, p
                            note="rerun with --verbose to see the builder log.")
     if cache_file is not None:
         atomic_write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
-    import_cuda = _gpu_name()
     sidecar = {
         "gantool.sidecar_schema": SIDECAR_SCHEMA,
         "spec": spec,
@@ -124,7 +123,7 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, profile: Profile, p
         "profile": asdict(profile),
         "precision": precision,
         "tensorrt_version": trt.__version__,
-        "gpu": import_cuda,
+        "gpu": _gpu_name(),
         "source_onnx": str(onnx_path),
         "source_onnx_sha256": sha256_file(onnx_path),
         "inputs": [{"name": t.name, "dtype": str(t.dtype)} for t in inputs],
