@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from gantool.benchmarks.engines import ENGINES, Engine, Skip, Sources, make_engine
+from gantool.benchmarks.engines import ENGINES, Engine, Skip, Sources, feeds_for, make_engine
 from gantool.errors import GantoolError
-from gantool.noise import make_noise
 
 WARMUP_S = 0.3
 ROUND_S = 0.1
@@ -61,7 +60,8 @@ class BenchResult:
 
 
 def resolve_sources(model: str) -> tuple[Sources, Any]:
-    from gantool.runtime.generator import resolve_model
+    """Where each engine's model comes from, and the spec the model declares."""
+    from gantool.runtime.generator import onnx_spec, resolve_model, spec_from_metadata
 
     p = Path(model)
     if p.suffix == ".plan":
@@ -71,30 +71,17 @@ def resolve_sources(model: str) -> tuple[Sources, Any]:
         src = Sources(model=model, plan=p)
         if side.get("source_onnx") and Path(side["source_onnx"]).is_file():
             src.onnx["fp32"] = Path(side["source_onnx"])
-        return src, None
+        return src, spec_from_metadata(side.get("metadata", {}), model)
     if p.suffix in (".pt", ".safetensors"):
         from gantool.export.run import run_export
         from gantool.paths import cache_dir
 
         out = cache_dir() / "bench" / f"{p.stem}.onnx"
         run_export(model, str(out))
-        return Sources(model=model, onnx={"fp32": out}), None
-    return Sources(model=model, onnx={"fp32": resolve_model(model)}), None
-
-
-def _spec(src: Sources) -> Any:
-    from gantool.runtime.backends.ort import OrtBackend
-    from gantool.runtime.generator import read_onnx_metadata, spec_from_metadata
-
-    with OrtBackend(src.onnx["fp32"]) as b:
-        return spec_from_metadata(read_onnx_metadata(b.session), str(src.onnx["fp32"]))
-
-
-def _feeds(spec: Any, batch: int) -> dict[str, np.ndarray]:
-    f = {"z": make_noise(batch, batch, spec.latent_dim, spec.noise)}
-    if spec.conditional:
-        f["labels"] = np.arange(batch, dtype=np.int64) % spec.num_classes
-    return f
+        src = Sources(model=model, onnx={"fp32": out})
+    else:
+        src = Sources(model=model, onnx={"fp32": resolve_model(model)})
+    return src, onnx_spec(src.onnx["fp32"])
 
 
 def _stats(name: str, batch: int, lat: list[float]) -> Stats:
@@ -108,7 +95,7 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
             progress: Any = None) -> list[Stats]:
     out = []
     for batch in batches:
-        feeds = _feeds(spec, batch)
+        feeds = feeds_for(spec, batch)
         for e in engines.values():  # warm-up
             end = time.perf_counter() + WARMUP_S
             e.run(feeds)
@@ -133,8 +120,7 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
 
 
 def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]) -> dict[str, Any]:
-    meta = json.dumps({"latent": spec.latent_dim, "conditional": spec.conditional, "num_classes": spec.num_classes,
-                       "noise": spec.noise})
+    meta = json.dumps(spec.to_dict())
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "gantool.benchmarks.probe", engine, src.model, str(src.onnx["fp32"]),
@@ -158,8 +144,7 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
     if not batches or min(batches) < 1:
         raise GantoolError(f"--batch sizes must be >= 1, got {batches}.")
     threads = threads or os.cpu_count() or 1
-    src, _ = resolve_sources(model)
-    spec = _spec(src)
+    src, spec = resolve_sources(model)
     res = BenchResult(model=model, threads=threads, batches=batches,
                       machine={"cpus": os.cpu_count(), "python": sys.version.split()[0]})
     ready: dict[str, Engine] = {}

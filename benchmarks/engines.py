@@ -37,17 +37,24 @@ class Sources:
 
     def input_dims(self) -> dict[str, int]:
         """Input name -> trailing dim (0 for the per-sample label), from the fp32 graph's metadata."""
-        from gantool.runtime.backends.ort import OrtBackend
-        from gantool.runtime.generator import read_onnx_metadata, spec_from_metadata
+        from gantool.runtime.generator import input_dims, onnx_spec
 
-        with OrtBackend(self.onnx["fp32"]) as b:
-            spec = spec_from_metadata(read_onnx_metadata(b.session), str(self.onnx["fp32"]))
-        return {"z": spec.latent_dim, **({"labels": 0} if spec.conditional else {})}
+        return input_dims(onnx_spec(self.onnx["fp32"]))
 
     def variant(self, precision: str) -> Path:
         if precision not in self.onnx:
             self.onnx[precision] = _make_variant(self, precision)
         return self.onnx[precision]
+
+
+def feeds_for(spec: Any, batch: int) -> dict[str, np.ndarray]:
+    """The same inputs for every engine: the project's noise and labels cycling 0..K-1."""
+    from gantool.noise import make_noise
+
+    feeds = {"z": make_noise(batch, batch, spec.latent_dim, spec.noise)}
+    if spec.conditional:
+        feeds["labels"] = np.arange(batch, dtype=np.int64) % spec.num_classes
+    return feeds
 
 
 def _make_variant(src: Sources, precision: str) -> Path:

@@ -1,6 +1,6 @@
 """Cold start and peak memory of one engine, measured in a fresh process:
 
-    python -m gantool.benchmarks.probe ENGINE MODEL FP32_ONNX THREADS BATCHES
+    python -m gantool.benchmarks.probe ENGINE MODEL FP32_ONNX THREADS BATCHES SPEC_JSON
 
 prints one JSON line: seconds to import+load, to the first 1-image sample, and the peak RSS after each batch.
 """
@@ -30,21 +30,16 @@ def peak_rss_mb() -> float:
 
 def main() -> None:
     engine, model, onnx_path, threads, batches = sys.argv[1:6]
-    from gantool.benchmarks.engines import Sources, make_engine
-    from gantool.noise import make_noise
+    from gantool.benchmarks.engines import Sources, feeds_for, make_engine
+    from gantool.spec import ModelSpec
 
     src = Sources(model=model, onnx={"fp32": Path(onnx_path)})
     eng = make_engine(engine, src, int(threads))
     t_load = time.perf_counter()
-    meta = json.loads(sys.argv[6])  # latent, conditional, num_classes, noise
+    spec = ModelSpec.from_dict(json.loads(sys.argv[6]))
 
     def feeds(b: int) -> dict:
-        f = {"z": make_noise(0, b, meta["latent"], meta["noise"])}
-        if meta["conditional"]:
-            import numpy as np
-
-            f["labels"] = np.arange(b, dtype=np.int64) % meta["num_classes"]
-        return f
+        return feeds_for(spec, b)
 
     eng.run(feeds(1))
     t_first = time.perf_counter()

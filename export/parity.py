@@ -15,7 +15,7 @@ import torch
 
 from gantool.errors import GantoolError
 from gantool.noise import make_noise
-from gantool.runtime.backends.base import Backend
+from gantool.runtime.backends.base import Backend, infer_split
 from gantool.runtime.backends.ort import OrtBackend
 from gantool.spec import ModelSpec
 
@@ -138,14 +138,6 @@ def torch_reference(g: torch.nn.Module) -> Reference:
             return g(torch.from_numpy(z), None if labels is None else torch.from_numpy(labels)).numpy()
 
     return run
-
-
-def infer_split(backend: Backend, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """Run feeds through a backend in chunks of its max batch (an engine's profile limit)."""
-    n, step = len(feeds["z"]), backend.max_batch or len(feeds["z"])
-    if n <= step:
-        return backend.infer(feeds)
-    return np.concatenate([backend.infer({k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)])
 
 
 def compare_backend(spec: ModelSpec, backend: Backend, reference: Reference, precision: str, seed: int = 0,

@@ -97,8 +97,7 @@ def calibration_batches(spec: ModelSpec, n: int = INT8_CALIBRATION_SAMPLES, batc
 
 def to_int8(fp32_path: str | Path, out_path: str | Path, spec: ModelSpec) -> Path:
     """Static Q/DQ quantization, written atomically to out_path."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -110,16 +109,25 @@ def to_int8(fp32_path: str | Path, out_path: str | Path, spec: ModelSpec) -> Pat
     quiet = logging.getLogger()  # onnxruntime.quantization logs advice to the root logger
     level = quiet.level
     quiet.setLevel(logging.ERROR)
+    try:
+        _quantize(fp32_path, out_path, Reader())
+    finally:
+        quiet.setLevel(level)
+    return Path(out_path)
+
+
+def _quantize(fp32_path: str | Path, out_path: str | Path, reader: Any) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     with tempfile.TemporaryDirectory(prefix="gantool-int8-") as tmp:
         tmp_out = Path(tmp) / "model.int8.onnx"
-        quantize_static(str(fp32_path), str(tmp_out), Reader(), quant_format=QuantFormat.QDQ,
+        quantize_static(str(fp32_path), str(tmp_out), reader, quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        calibrate_method=CalibrationMethod.MinMax, extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
-                                                              "OpTypesToExcludeOutputQuantization": []},
+                        calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                                       "OpTypesToExcludeOutputQuantization": []},
                         **_exclude_ops(fp32_path))
         atomic_write_bytes(Path(out_path), tmp_out.read_bytes())
-    quiet.setLevel(level)
-    return Path(out_path)
 
 
 def _exclude_ops(fp32_path: str | Path) -> dict[str, Any]:

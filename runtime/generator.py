@@ -19,7 +19,7 @@ import numpy as np
 from gantool.errors import GantoolError
 from gantool.noise import make_noise
 from gantool.paths import cached_onnx, shipped_onnx
-from gantool.runtime.backends.base import Backend
+from gantool.runtime.backends.base import Backend, infer_split
 from gantool.runtime.images import make_grid, save_png, to_uint8
 from gantool.spec import ZOO_NAMES, ModelSpec
 
@@ -78,6 +78,19 @@ def spec_from_metadata(meta: dict[str, str], source: str) -> ModelSpec:
         raise SampleError(f"{source} has unreadable gantool metadata ({e}).") from None
 
 
+def onnx_spec(path: str | Path) -> ModelSpec:
+    """The spec an ONNX generator declares, read through a CPU session (no onnx package needed)."""
+    from gantool.runtime.backends.ort import OrtBackend
+
+    with OrtBackend(path) as probe:
+        return spec_from_metadata(read_onnx_metadata(probe.session), str(path))
+
+
+def input_dims(spec: ModelSpec) -> dict[str, int]:
+    """Input name -> per-sample size: z's latent size, 0 for the scalar label."""
+    return {"z": spec.latent_dim, **({"labels": 0} if spec.conditional else {})}
+
+
 def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -> tuple[Backend, ModelSpec]:
     """The backend for a file, activated, and the spec its metadata declares."""
     if engine not in ENGINES:
@@ -101,16 +114,12 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
 
             backend = OpenVinoBackend(path, threads)
             backend.activate()
-            with OrtBackend(path) as probe:
-                return backend, spec_from_metadata(read_onnx_metadata(probe.session), str(path))
+            return backend, onnx_spec(path)
         if engine == "auto":
             engine = "ort-cuda" if "CUDAExecutionProvider" in import_onnxruntime().get_available_providers() else "ort"
         options = None
         if engine == "ort-trt":  # explicit profile shapes and a persistent engine cache
-            with OrtBackend(path) as probe:
-                spec = spec_from_metadata(read_onnx_metadata(probe.session), str(path))
-            dims = {"z": spec.latent_dim, **({"labels": 0} if spec.conditional else {})}
-            options = trt_provider_options(cache_dir() / "ort-trt", dims, ORT_TRT_MAX_BATCH)
+            options = trt_provider_options(cache_dir() / "ort-trt", input_dims(onnx_spec(path)), ORT_TRT_MAX_BATCH)
         backend = OrtBackend(path, engine=engine, threads=threads, provider_options=options)
         if engine == "ort-trt":
             backend.max_batch = ORT_TRT_MAX_BATCH
@@ -207,12 +216,7 @@ class Generator:
     # --- sampling ---------------------------------------------------------------------------------
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Raw float output (N, C, H, W), split into the engine's max batch."""
-        n, backend = len(feeds["z"]), self.backend
-        step = backend.max_batch or n
-        if n <= step:
-            return backend.infer(feeds)
-        return np.concatenate([backend.infer({k: v[i:i + step] for k, v in feeds.items()})
-                               for i in range(0, n, step)])
+        return infer_split(self.backend, feeds)
 
     def sample(self, n: int | None = None, labels: Any = None, seed: int | None = None, z: Any = None) -> np.ndarray:
         """uint8 images (N, H, W) (or (N, H, W, C) for color). Conditional models without labels

@@ -8,6 +8,15 @@ from types import TracebackType
 import numpy as np
 
 
+def infer_split(backend: "Backend", feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """Run feeds through a backend in chunks of its max batch (an engine's profile limit)."""
+    n = len(feeds["z"])
+    step = backend.max_batch or n
+    if n <= step:
+        return backend.infer(feeds)
+    return np.concatenate([backend.infer({k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)])
+
+
 class Backend(ABC):
     """One engine instance. activate() does the expensive load once; infer() may then be called
     many times; deactivate() frees native resources. Also a context manager."""
