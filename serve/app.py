@@ -19,7 +19,6 @@ from typing import Any, AsyncIterator
 
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
@@ -107,14 +106,6 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig()) -> Any
 
     app = FastAPI(title="gantool", version=__import__("gantool").__version__, lifespan=lifespan,
                   description=f"Sampling service for the {generator.spec.arch} generator.")
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'] if x != 'body') or 'body'}: {e['msg']}"
-                             for e in exc.errors()[:5])
-        metrics.errors.labels("validation").inc()
-        metrics.requests.labels(request.url.path, "422").inc()
-        return error(422, f"invalid request: {problems}")
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
