@@ -136,7 +136,8 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
 
 def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
               cold: bool = True, show_progress: bool = True) -> BenchResult:
-    from gantool.benchmarks.roofline import matmul_peak, onnx_flops_per_sample
+    from gantool.benchmarks.roofline import matmul_peak
+    from gantool.export.flops import onnx_flops_per_sample
 
     for e in engines:
         if e not in ENGINES:

@@ -122,9 +122,9 @@ def _openvino(path: Path, threads: int) -> Engine:
         raise Skip("OpenVINO is not installed (pip install openvino)")
     import openvino as ov
 
-    core = ov.Core()
-    compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
-                                                     "PERFORMANCE_HINT": "LATENCY"})
+    from gantool.runtime.backends.openvino import compile_config
+
+    compiled = ov.Core().compile_model(str(path), "CPU", compile_config(threads))
     request = compiled.create_infer_request()
     out = compiled.outputs[0]
 

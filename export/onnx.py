@@ -2,8 +2,9 @@
 
 The file describes itself in metadata_props (the ModelSpec plus names, dtypes and the noise
 function), so the runtime needs nothing else. BatchNorm is folded by the exporter's optimizer and
-the graph is simplified with onnxslim; onnx's full checker and shape inference run before the
-file is written (atomically).
+the graph is simplified with onnxslim. ConvTranspose layers are then rewritten into exact equivalents
+that ONNX Runtime's CPU kernels run faster (export/lower.py), after the FLOPs are counted. onnx's
+full checker and shape inference run before the file is written (atomically).
 """
 
 from __future__ import annotations
@@ -63,10 +64,17 @@ def onnx_metadata(spec: ModelSpec) -> dict[str, str]:
 
 
 def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET,
-                example_batch: int = 4) -> Path:
-    """Export, fold, simplify, check and write; returns the path written."""
+                example_batch: int = 4, lower: bool = True) -> Path:
+    """Export, fold, simplify, lower, check and write; returns the path written.
+
+    lower=False keeps every ConvTranspose as torch exported it (the phases cost nothing on GPUs,
+    where TensorRT fuses either form, but the plain graph is easier to read).
+    """
     import onnx
     import onnxslim
+
+    from gantool.export.flops import FLOPS_KEY, graph_flops_per_sample
+    from gantool.export.lower import lower_conv_transpose
 
     from gantool.train.zoo import example_inputs
 
@@ -86,8 +94,12 @@ def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DE
     model = onnxslim.slim(program.model_proto)
     if model.ir_version > 10:  # keep the file loadable by current ONNX Runtime releases
         model.ir_version = 10
+    model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    meta = onnx_metadata(spec) | {FLOPS_KEY: str(graph_flops_per_sample(model))}
+    if lower:
+        model, _ = lower_conv_transpose(model)
     del model.metadata_props[:]
-    for k, v in onnx_metadata(spec).items():
+    for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)
     model.producer_name, model.producer_version = "gantool", gantool.__version__
     model.doc_string = f"gantool {spec.arch} generator"

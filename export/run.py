@@ -46,7 +46,7 @@ def default_path(arch: str, precision: str) -> Path:
 
 
 def run_export(model: str, output: str | None = None, precision: str = "fp32", opset: int = DEFAULT_OPSET,
-               semantic_samples: int | None = None) -> ExportResult:
+               semantic_samples: int | None = None, lower: bool = True) -> ExportResult:
     import onnx
 
     from gantool.train.checkpoint import load_generator
@@ -59,7 +59,7 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
     result = ExportResult(path=path, precision=precision)
     ref = torch_reference(g)
     try:
-        export_onnx(spec, g, fp32_path, opset=opset)
+        export_onnx(spec, g, fp32_path, opset=opset, lower=lower)
         result.parity.append(compare_backend(spec, OrtBackend(fp32_path, name="onnxruntime-cpu fp32"), ref, "fp32"))
         if precision == "fp16":
             fp32 = onnx.load(str(fp32_path))
@@ -93,7 +93,7 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
 
 def run_triton_export(model: str, repo: str, precision: str = "fp32", opset: int = DEFAULT_OPSET,
                       max_batch: int = 256, plan: str | None = None,
-                      semantic_samples: int | None = None) -> tuple[ExportResult, Path]:
+                      semantic_samples: int | None = None, lower: bool = True) -> tuple[ExportResult, Path]:
     """Export and validate as usual, then lay the file (or a built engine) out as a Triton model."""
     import json
     import tempfile
@@ -105,7 +105,7 @@ def run_triton_export(model: str, repo: str, precision: str = "fp32", opset: int
     if plan is not None and not Path(plan).is_file():
         raise GantoolError(f"--plan {plan}: no such engine file.")
     with tempfile.TemporaryDirectory(prefix="gantool-triton-") as tmp:
-        result = run_export(model, str(Path(tmp) / "model.onnx"), precision, opset, semantic_samples)
+        result = run_export(model, str(Path(tmp) / "model.onnx"), precision, opset, semantic_samples, lower)
         import onnx
 
         meta = {p.key: p.value for p in onnx.load(str(result.path), load_external_data=False).metadata_props}

@@ -154,16 +154,18 @@ def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, judge_path: st
 @click.option("--plan", type=click.Path(dir_okay=False), default=None, help="triton: serve this built engine")
 @click.option("--samples", type=click.IntRange(min=100), default=None,
               help="fp16/int8: samples for the judge-agreement check [default: 5000]")
+@click.option("--lower/--no-lower", default=True, show_default=True,
+              help="rewrite ConvTranspose into exact Gemm / phase-Conv equivalents, faster on ONNX Runtime's CPU")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="the validation report")
 def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | None, max_batch: int,
-               plan: str | None, samples: int | None, json_path: str | None) -> None:
+               plan: str | None, samples: int | None, lower: bool, json_path: str | None) -> None:
     """Export a generator to ONNX (dynamic batch and labels), validate it against PyTorch."""
     need_torch("export")
     if fmt == "triton":
         from gantool.export.run import run_triton_export
 
         result, folder = run_triton_export(model, output or "model_repository", precision, opset, max_batch, plan,
-                                           semantic_samples=samples)
+                                           semantic_samples=samples, lower=lower)
         click.echo(result.text())
         click.echo(f"wrote Triton model {folder}")
         write_json(json_path, result.to_dict())
@@ -172,7 +174,7 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
         raise GantoolError("--plan is a Triton option; allowed only with --format triton.")
     from gantool.export.run import run_export
 
-    result = run_export(model, output, precision=precision, opset=opset, semantic_samples=samples)
+    result = run_export(model, output, precision=precision, opset=opset, semantic_samples=samples, lower=lower)
     click.echo(result.text())
     click.echo(f"wrote {result.path}")
     write_json(json_path, result.to_dict())

@@ -9,8 +9,9 @@ and every backend give, within the precision's tolerance.
 from __future__ import annotations
 
 import json
-import sys
+import math
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
         backend: Backend = TrtBackend(path)
     elif path.suffix == ".onnx":
         from gantool.paths import cache_dir
-        from gantool.runtime.backends.ort import OrtBackend, trt_provider_options
+        from gantool.runtime.backends.ort import OrtBackend, cpu_chunk, trt_provider_options
         from gantool.runtime.ort import import_onnxruntime
 
         if engine == "trt":
@@ -129,6 +130,8 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
     backend.activate()
     if path.suffix == ".onnx":
         spec = spec_from_metadata(read_onnx_metadata(backend.session), str(path))  # type: ignore[attr-defined]
+        if engine == "ort":
+            backend.chunk = cpu_chunk(int(np.prod(spec.image_shape)))
     return backend, spec
 
 
@@ -171,10 +174,12 @@ class Generator:
                 arr = arr.astype(np.int64)  # 3.0 is the label 3
             else:
                 raise SampleError(f"labels must be integers in 0..{self.spec.num_classes - 1}, got dtype {arr.dtype}.")
-        if arr.size and (arr.min() < 0 or arr.max() >= self.spec.num_classes):
+        arr = arr.astype(np.int64, copy=False)
+        # one reduction instead of min and max: viewed unsigned, a negative label is huge
+        if arr.size and arr.view(np.uint64).max() >= self.spec.num_classes:
             bad = arr[(arr < 0) | (arr >= self.spec.num_classes)][0]
             raise SampleError(f"label {bad} is out of range; allowed: 0..{self.spec.num_classes - 1}.")
-        return arr.astype(np.int64, copy=False)
+        return arr
 
     def _count(self, n: Any) -> int:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
@@ -205,7 +210,8 @@ class Generator:
             zz = np.asarray(z)
             if zz.shape != (count, self.spec.latent_dim):
                 raise SampleError(f"z must have shape ({count}, {self.spec.latent_dim}), got {zz.shape}.")
-            if zz.dtype.kind != "f" or not np.all(np.isfinite(zz)):
+            # a sum is finite only if every element is (NaN and inf propagate); overflow falls through
+            if zz.dtype.kind != "f" or not (math.isfinite(zz.sum()) or np.all(np.isfinite(zz))):
                 raise SampleError("z must be finite floats (no NaN or inf).")
             zz = np.ascontiguousarray(zz, dtype=np.float32)
         feeds = {"z": zz}

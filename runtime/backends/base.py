@@ -9,12 +9,18 @@ import numpy as np
 
 
 def infer_split(backend: "Backend", feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """Run feeds through a backend in chunks of its max batch (an engine's profile limit)."""
+    """Run feeds through a backend in pieces of its max batch (an engine's profile limit) or its
+    preferred chunk, whichever is smaller, writing each piece into one output array."""
     n = len(feeds["z"])
-    step = backend.max_batch or n
+    step = min(backend.max_batch or n, backend.chunk or n)
     if n <= step:
         return backend.infer(feeds)
-    return np.concatenate([backend.infer({k: v[i:i + step] for k, v in feeds.items()}) for i in range(0, n, step)])
+    first = backend.infer({k: v[:step] for k, v in feeds.items()})
+    out = np.empty((n, *first.shape[1:]), first.dtype)
+    out[:step] = first
+    for i in range(step, n, step):
+        out[i:i + step] = backend.infer({k: v[i:i + step] for k, v in feeds.items()})
+    return out
 
 
 class Backend(ABC):
@@ -23,6 +29,7 @@ class Backend(ABC):
 
     name: str = "backend"
     max_batch: int | None = None  # None: any batch; otherwise the engine's profile limit
+    chunk: int | None = None  # larger requests run in pieces of this size (CPU: activations stay in cache)
 
     def __init__(self) -> None:
         self.active = False

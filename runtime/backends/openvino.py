@@ -16,6 +16,15 @@ from gantool.errors import GantoolError
 from gantool.runtime.backends.base import Backend
 
 
+def compile_config(threads: int | None, hint: str = "LATENCY") -> dict[str, Any]:
+    """fp32 kept fp32: on CPUs with bf16 units OpenVINO otherwise computes in bfloat16 by default
+    (measured here: up to 0.05 off on lowered cdcgan, 6 gray levels, where ONNX Runtime is at 3e-6)."""
+    config: dict[str, Any] = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
 def openvino_available() -> bool:
     import importlib.util
 
@@ -38,10 +47,7 @@ class OpenVinoBackend(Backend):
         except ImportError:
             raise GantoolError("engine openvino needs OpenVINO, which is not installed.",
                                note='pip install "gantool[openvino]".') from None
-        config: dict[str, Any] = {"PERFORMANCE_HINT": self.hint}
-        if self.threads is not None:
-            config["INFERENCE_NUM_THREADS"] = self.threads
-        self.compiled = ov.Core().compile_model(str(self.path), "CPU", config)
+        self.compiled = ov.Core().compile_model(str(self.path), "CPU", compile_config(self.threads, self.hint))
         self.output = self.compiled.outputs[0]
         self.active = True
 

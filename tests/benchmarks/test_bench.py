@@ -7,7 +7,7 @@ import json
 import pytest
 
 from gantool.benchmarks import bench
-from gantool.benchmarks.roofline import onnx_flops_per_sample
+from gantool.export.flops import onnx_flops_per_sample
 from gantool.cli import main
 from gantool.paths import shipped_onnx
 

@@ -1,0 +1,75 @@
+"""ConvTranspose lowering: exact on every layout it takes, honest about the FLOPs it adds."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from gantool.export.flops import FLOPS_KEY, graph_flops_per_sample, onnx_flops_per_sample
+from gantool.export.lower import lower_conv_transpose
+from gantool.runtime.backends.ort import OrtBackend
+
+
+def one_conv_transpose(cin: int, cout: int, k: int, s: int, p: int, side: int, bias: bool) -> onnx.ModelProto:
+    rng = np.random.default_rng(k * 100 + s * 10 + p)
+    inits = [numpy_helper.from_array(rng.standard_normal((cin, cout, k, k)).astype(np.float32), "w")]
+    inputs = ["z", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(cout).astype(np.float32), "b"))
+        inputs.append("b")
+    node = helper.make_node("ConvTranspose", inputs, ["images"], kernel_shape=[k, k], strides=[s, s], pads=[p] * 4)
+    g = helper.make_graph([node], "t", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", cin, side, side])],
+                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    m.ir_version = 10
+    return onnx.shape_inference.infer_shapes(m, strict_mode=True)
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    with OrtBackend(model.SerializeToString()) as be:
+        return be.infer({"z": x})
+
+
+@pytest.mark.parametrize("k,s,p,side", [(4, 2, 1, 7), (3, 2, 1, 4), (4, 2, 0, 5), (5, 2, 2, 6), (2, 2, 0, 3),
+                                        (3, 3, 0, 4), (5, 3, 1, 3), (6, 3, 2, 5), (4, 1, 0, 1)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_lowered_conv_transpose_gives_the_same_numbers(k, s, p, side, bias):
+    model = one_conv_transpose(cin=5, cout=8, k=k, s=s, p=p, side=side, bias=bias)
+    x = np.random.default_rng(1).standard_normal((3, 5, side, side)).astype(np.float32)
+    want = run(model, x)
+    lowered, n = lower_conv_transpose(onnx.ModelProto.FromString(model.SerializeToString()))
+    onnx.checker.check_model(lowered, full_check=True)
+    ops = {nd.op_type for nd in lowered.graph.node}
+    assert n == 1 and "ConvTranspose" not in ops and ops & {"Gemm", "Conv"}
+    got = run(lowered, x)
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+
+
+def test_layers_with_few_output_channels_are_kept():
+    model = one_conv_transpose(cin=64, cout=1, k=4, s=2, p=1, side=14, bias=False)
+    lowered, n = lower_conv_transpose(model)
+    assert n == 0 and [nd.op_type for nd in lowered.graph.node] == ["ConvTranspose"]
+
+
+def test_an_export_records_the_flops_of_the_graph_before_lowering(tmp_path):
+    torch = pytest.importorskip("torch")
+    from gantool.export.onnx import export_onnx
+    from gantool.train.zoo import MNIST_INFO, build_generator, build_spec, generator_flops
+
+    spec = build_spec("cdcgan", MNIST_INFO)
+    g = build_generator(spec).eval()
+    plain, low = (export_onnx(spec, g, tmp_path / f"{n}.onnx", lower=n == "low") for n in ("plain", "low"))
+    pm, lm = onnx.load(str(plain)), onnx.load(str(low))
+    assert "ConvTranspose" in {n.op_type for n in pm.graph.node}
+    assert {"Gemm", "DepthToSpace"} <= {n.op_type for n in lm.graph.node}
+    recorded = int({p.key: p.value for p in lm.metadata_props}[FLOPS_KEY])
+    assert recorded == graph_flops_per_sample(pm) == onnx_flops_per_sample(low)
+    assert abs(recorded - generator_flops(spec)) / recorded < 0.02
+    assert graph_flops_per_sample(lm) >= recorded  # cropped phase pixels may be computed; never counted
+    z = np.random.default_rng(0).uniform(-1, 1, (33, spec.latent_dim)).astype(np.float32)
+    feeds = {"z": z, "labels": np.arange(33, dtype=np.int64) % 10}
+    with OrtBackend(plain) as a, OrtBackend(low) as b, torch.no_grad():
+        ref = g(torch.from_numpy(z), torch.from_numpy(feeds["labels"])).numpy()
+        assert np.abs(a.infer(feeds) - ref).max() < 1e-5 and np.abs(b.infer(feeds) - ref).max() < 1e-5
