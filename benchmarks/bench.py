@@ -202,6 +202,19 @@ def derived_figures(res: BenchResult) -> dict[str, Any]:
     floor = res.roofline.get("batch1_floor_ms")
     if floor and ort:
         d["ort_batch1_over_floor"] = ort / floor
+    if floor and rt:
+        d["runtime_batch1_over_floor"] = rt / floor
+    if rt and _p50(res, "torch", 1):
+        d["runtime_speedup_over_torch_batch1"] = _p50(res, "torch", 1) / rt
+    for b in res.batches:  # the default engine against the best of the others (target: <= 1.05)
+        mine = _p50(res, "runtime", b)
+        others = [s.p50_ms for s in res.stats if s.batch == b and s.engine != "runtime"]
+        if mine and others:
+            d[f"runtime_over_best_other_at_batch_{b}"] = mine / min(others)
+    top = max(res.batches)
+    share = next((s.share_of_peak for s in res.stats if s.engine == "runtime" and s.batch == top), None)
+    if share is not None:
+        d[f"runtime_share_of_peak_at_batch_{top}"] = share
     return d
 
 

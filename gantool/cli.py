@@ -59,6 +59,8 @@ def cli() -> None:
 @click.option("--projection/--no-projection", default=None, help="projection discriminator (cgan, cwgan)")
 @click.option("--fake-labels", type=click.Choice(["data", "uniform"]), default=None,
               help="labels of fakes in D's step: the real batch's, or random as in the seeds")
+@click.option("--mode-seeking", type=click.FloatRange(min=0), default=None, metavar="WEIGHT",
+              help="MSGAN's mode-seeking term on G's loss (1.0 is the paper's); against one image per label")
 @click.option("--recipe", "base_recipe", type=click.Choice(["gantool", "seed"]), default="gantool", show_default=True,
               help="start from gantool's recipe or the seed notebook's (cgan, cdcgan), then apply the options above")
 @click.option("--image-size", type=click.IntRange(min=4), default=None, help="output side, MLP models only")
@@ -73,7 +75,7 @@ def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str 
     from gantool.train.run import TrainRequest, run_training
 
     recipe_keys = ("epochs", "batch_size", "lr", "lr_g", "lr_d", "loss", "n_critic", "label_smoothing",
-                   "ema_decay", "spectral_norm", "projection", "fake_labels")
+                   "ema_decay", "spectral_norm", "projection", "fake_labels", "mode_seeking")
     overrides = {k: kw.pop(k) for k in recipe_keys}
     name = Path(model).stem if Path(model).suffix else model
     req = TrainRequest(model=model, out_dir=Path(out_dir or f"runs/{name}"), data_dir=data_dir,

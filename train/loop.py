@@ -152,7 +152,11 @@ class Trainer:
                 y_fake = torch.randint(0, self.spec.num_classes, y.shape, generator=self.rng).to(self.device)
             else:
                 y_fake = y
-            fake = self.g(self._noise(x.shape[0]), y_fake)
+            if y_fake is not None and r.mode_seeking > 0:  # pairs (i, i + B/2) share a label
+                h = x.shape[0] // 2
+                y_fake = torch.cat([y_fake[:h], y_fake[:h], y_fake[2 * h:]])
+            z = self._noise(x.shape[0])
+            fake = self.g(z, y_fake)
             real_out, fake_out = self.d(x, y), self.d(fake.detach(), y_fake)
             d_loss = losses.d_loss(kind, real_out, fake_out, r.label_smoothing)
             if kind == "wgan-gp":
@@ -162,6 +166,8 @@ class Trainer:
             d_loss.backward()
             self.opt_d.step()
         g_loss = losses.g_loss(kind, self.d(fake, y_fake))  # the last critic batch's fakes, as in DCGAN
+        if r.mode_seeking > 0:
+            g_loss = g_loss + r.mode_seeking * losses.mode_seeking(fake, z)
         self._check_finite("G", g_loss)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()

@@ -31,6 +31,14 @@ def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown loss {kind!r}")
 
 
+def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019): the first and second halves of the batch share labels, so a
+    generator that maps different z to one image per label pays 1 / (image distance / z distance)."""
+    h = fake.shape[0] // 2
+    ratio = (fake[:h] - fake[h:2 * h]).abs().mean() / (z[:h] - z[h:2 * h]).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
 def d_score(kind: str, logits: torch.Tensor) -> float:
     """What the progress bar shows as D(x) / D(G(z)): a probability for bce, the raw score otherwise."""
     logits = logits.detach()

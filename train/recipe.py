@@ -32,6 +32,7 @@ class Recipe:
     spectral_norm: bool = False  # spectral norm on every D conv/linear layer
     projection: bool = False  # projection discriminator (Miyato & Koyama 2018) instead of label concat
     fake_labels: str = "data"  # data: fakes take the real batch's labels; uniform: drawn at random (the seeds)
+    mode_seeking: float = 0.0  # weight of MSGAN's mode-seeking term on G's loss (against one image per label)
     epochs: int = 20
     schema_version: int = RECIPE_SCHEMA_VERSION
 
@@ -51,6 +52,8 @@ class Recipe:
             problems.append(f"label smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if not 0 <= self.ema_decay < 1:
             problems.append(f"EMA decay must be in [0, 1), got {self.ema_decay}")
+        if not self.mode_seeking >= 0:
+            problems.append(f"the mode-seeking weight must be >= 0, got {self.mode_seeking}")
         if self.fake_labels not in FAKE_LABELS:
             problems.append(f"fake labels {self.fake_labels!r} is not one of {', '.join(FAKE_LABELS)}")
         if self.epochs < 1:

@@ -1,0 +1,70 @@
+"""What export/lower.py and the runtime's CPU chunking buy, side by side on one machine.
+
+    python benchmarks/lowering.py --model cdcgan --model dcgan --threads 2 --json results/lowering.json
+
+For each model: ONNX Runtime on the graph as torch exported it (--no-lower), on the lowered graph,
+and on the lowered graph with large batches run in the runtime's chunks; interleaved by
+gantool.benchmarks.bench.measure, so noise hits all three alike. Needs the export extra.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import click
+
+from gantool.benchmarks.bench import measure
+from gantool.benchmarks.engines import Engine
+from gantool.export.run import run_export
+from gantool.runtime.backends.base import infer_split
+from gantool.runtime.backends.ort import OrtBackend, cpu_chunk
+from gantool.runtime.generator import onnx_spec
+
+
+def engines_for(model: str, folder: Path, threads: int) -> tuple[dict[str, Engine], object, int]:
+    plain = run_export(model, str(folder / f"{model}.plain.onnx"), lower=False).path
+    lowered = run_export(model, str(folder / f"{model}.onnx")).path
+    spec = onnx_spec(lowered)
+    chunk = cpu_chunk(int(spec.image_shape[0] * spec.image_shape[1] * spec.image_shape[2]))
+    out: dict[str, Engine] = {}
+    for name, path in (("plain", plain), ("lowered", lowered)):
+        b = OrtBackend(path, threads=threads, name=name)
+        b.activate()
+        out[name] = Engine(name, b.infer, b.deactivate)
+    c = OrtBackend(lowered, threads=threads, name="lowered+chunks")
+    c.activate()
+    c.chunk = chunk
+    out[c.name] = Engine(c.name, lambda feeds: infer_split(c, feeds), c.deactivate)
+    return out, spec, chunk
+
+
+@click.command()
+@click.option("--model", "models", multiple=True, default=["cdcgan", "dcgan"], show_default=True)
+@click.option("--batch", "batches", default="1,64,256", show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--rounds", type=int, default=20, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def main(models: tuple[str, ...], batches: str, threads: int, rounds: int, json_path: str | None) -> None:
+    sizes = [int(b) for b in batches.split(",")]
+    report = {}
+    with tempfile.TemporaryDirectory(prefix="gantool-lowering-") as tmp:
+        for model in models:
+            engines, spec, chunk = engines_for(model, Path(tmp), threads)
+            stats = measure(engines, spec, sizes, rounds)
+            for e in engines.values():
+                e.close()
+            report[model] = {"chunk": chunk, "stats": [s.__dict__ for s in stats]}
+            click.echo(f"{model} (ONNX Runtime CPU, {threads} threads; runtime chunk {chunk}): p50 ms")
+            click.echo(f"  {'batch':>6} " + " ".join(f"{n:>15}" for n in engines) + "  plain/lowered+chunks")
+            for b in sizes:
+                row = {s.engine: s.p50_ms for s in stats if s.batch == b}
+                click.echo(f"  {b:>6} " + " ".join(f"{row[n]:>15.3f}" for n in engines)
+                           + f"  {row['plain'] / row['lowered+chunks']:>19.2f}x")
+    if json_path:
+        Path(json_path).write_text(json.dumps({"threads": threads, "models": report}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
