@@ -73,6 +73,17 @@ def test_labels_reach_every_sample_and_requests_are_split(cdcgan):
     assert np.abs(split.astype(int) - whole).max() <= 1
 
 
+def test_cpu_requests_run_in_cache_sized_chunks_with_the_same_images(cdcgan, monkeypatch):
+    assert cdcgan.backend.chunk == 64  # 64 x 784 values: about 64k, the measured best on this CPU
+    sizes = []
+    infer = cdcgan.backend.infer
+    monkeypatch.setattr(cdcgan.backend, "infer", lambda feeds: sizes.append(len(feeds["z"])) or infer(feeds))
+    feeds = cdcgan.inputs(n=150, seed=2)
+    chunked = cdcgan.run(feeds)
+    assert sizes == [64, 64, 22]
+    assert np.abs(chunked - infer(feeds)).max() <= 1e-5
+
+
 def test_many_threads_at_once_get_their_own_images(cdcgan):
     seeds = list(range(16))
     serial = [cdcgan.sample(labels=[s % 10] * 4, seed=s) for s in seeds]
