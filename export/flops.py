@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 FLOPS_KEY = "gantool.flops_per_sample"
+ACTIVATION_KEY = "gantool.peak_activation_values"  # the runtime sizes its CPU chunks from it
 
 
 def graph_flops_per_sample(model: Any) -> int:
@@ -46,6 +47,13 @@ def graph_flops_per_sample(model: Any) -> int:
             w, inp = shapes[node.input[1]], shapes[node.input[0]]  # (Cin, Cout/g, kh, kw), (1, Cin, H, W)
             total += 2 * int(np.prod(inp[1:])) * int(np.prod(w[1:]))
     return total
+
+
+def peak_activation_values(model: Any) -> int:
+    """The largest intermediate tensor of one sample, in values (shape inference already run)."""
+    sizes = [int(np.prod(dims[1:])) for v in [*model.graph.value_info, *model.graph.output]
+             if len(dims := [d.dim_value for d in v.type.tensor_type.shape.dim]) > 1 and all(dims[1:])]
+    return max(sizes, default=0)
 
 
 def onnx_flops_per_sample(path: str | Path) -> int:

@@ -73,7 +73,7 @@ def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DE
     import onnx
     import onnxslim
 
-    from gantool.export.flops import FLOPS_KEY, graph_flops_per_sample
+    from gantool.export.flops import ACTIVATION_KEY, FLOPS_KEY, graph_flops_per_sample, peak_activation_values
     from gantool.export.lower import lower_conv_transpose
 
     from gantool.train.zoo import example_inputs
@@ -98,6 +98,7 @@ def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DE
     meta = onnx_metadata(spec) | {FLOPS_KEY: str(graph_flops_per_sample(model))}
     if lower:
         model, _ = lower_conv_transpose(model)
+    meta[ACTIVATION_KEY] = str(peak_activation_values(model))
     del model.metadata_props[:]
     for k, v in meta.items():
         model.metadata_props.add(key=k, value=v)

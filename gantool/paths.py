@@ -21,7 +21,15 @@ def shipped_onnx(name: str) -> Path:
 
 
 def cached_onnx(name: str) -> Path:
-    return cache_dir() / "onnx" / f"{name}.onnx"
+    """The cached export of a shipped model, named by the weights' digest and gantool's version, so that
+    re-shipped weights or a new exporter never reuse a stale file."""
+    import hashlib
+
+    import gantool
+
+    weights = WEIGHTS_DIR / f"{name}.safetensors"
+    tag = hashlib.sha256(weights.read_bytes()).hexdigest()[:12] if weights.is_file() else "none"
+    return cache_dir() / "onnx" / f"{name}-{gantool.__version__}-{tag}.onnx"
 
 # The 28x28 generators ship as ONNX too, so the base install samples them without torch.
 SHIPPED_ONNX = ("gan", "cgan", "cdcgan", "cwgan")

@@ -31,6 +31,22 @@ def openvino_available() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def has_convolutions(path: str | os.PathLike) -> bool:
+    import openvino as ov
+
+    return any(op.get_type_name() == "Convolution" for op in ov.Core().read_model(str(path)).get_ops())
+
+
+def large_batch_backend(path: str | os.PathLike, threads: int | None, chunk: int | None) -> Backend | None:
+    """OpenVINO for engine auto's large batches: None without the extra or for graphs without convolutions."""
+    if not openvino_available() or not has_convolutions(path):
+        return None
+    backend = OpenVinoBackend(path, threads)
+    backend.activate()
+    backend.chunk = chunk
+    return backend
+
+
 class OpenVinoBackend(Backend):
     """One compiled model; each calling thread gets its own infer request (requests are not re-entrant)."""
 

@@ -16,13 +16,17 @@ from gantool.runtime.ort import import_onnxruntime
 
 # Large CPU batches run in pieces whose activations stay in cache. Measured on the 2-core dev machine
 # (2 MiB L2 per core), per 256 images with lowered graphs: cdcgan 22.0 ms as 4 x 64 against 26.2 ms as
-# one batch; dcgan (64x64) 159.8 ms as 16 x 16 against 214.2 ms. Both bests are ~64k output values.
-CHUNK_VALUES = 65536
+# one batch; dcgan (64x64) 159.8 ms as 16 x 16 against 214.2 ms. Both bests hold about 1M activation
+# values (cdcgan's largest tensor is 12.5k values per sample, dcgan's 65.5k); MLPs stay whole.
+CHUNK_VALUES = 2 ** 20
 
 
-def cpu_chunk(values_per_sample: int) -> int:
-    """The piece size for ONNX Runtime on CPU: a power of two near CHUNK_VALUES output values."""
-    return 2 ** max(0, round(math.log2(max(1.0, CHUNK_VALUES / values_per_sample))))
+def cpu_chunk(peak_activation_values: int) -> int | None:
+    """The piece size for ONNX Runtime on CPU (a power of two), or None for files without the figure."""
+    if peak_activation_values <= 0:
+        return None
+    return 2 ** max(0, round(math.log2(CHUNK_VALUES / peak_activation_values)))
+
 
 PROVIDERS = {
     "ort": "CPUExecutionProvider",

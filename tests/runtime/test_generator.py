@@ -73,15 +73,33 @@ def test_labels_reach_every_sample_and_requests_are_split(cdcgan):
     assert np.abs(split.astype(int) - whole).max() <= 1
 
 
-def test_cpu_requests_run_in_cache_sized_chunks_with_the_same_images(cdcgan, monkeypatch):
-    assert cdcgan.backend.chunk == 64  # 64 x 784 values: about 64k, the measured best on this CPU
-    sizes = []
-    infer = cdcgan.backend.infer
-    monkeypatch.setattr(cdcgan.backend, "infer", lambda feeds: sizes.append(len(feeds["z"])) or infer(feeds))
-    feeds = cdcgan.inputs(n=150, seed=2)
-    chunked = cdcgan.run(feeds)
-    assert sizes == [64, 64, 22]
-    assert np.abs(chunked - infer(feeds)).max() <= 1e-5
+def test_cpu_requests_run_in_cache_sized_chunks_with_the_same_images(monkeypatch):
+    with Generator.load("cdcgan", engine="ort") as g:
+        assert g.backend.chunk == 64  # its largest activation is 12,544 values per sample: 64 of them are ~1M
+        sizes = []
+        infer = g.backend.infer
+        monkeypatch.setattr(g.backend, "infer", lambda feeds: sizes.append(len(feeds["z"])) or infer(feeds))
+        feeds = g.inputs(n=150, seed=2)
+        chunked = g.run(feeds)
+        assert sizes == [64, 64, 22]
+        assert np.abs(chunked - infer(feeds)).max() <= 1e-5
+    with Generator.load("gan", engine="ort") as g:
+        assert g.backend.chunk == 1024  # an MLP's activations are small: batches stay whole
+
+
+def test_auto_sends_large_batches_of_conv_models_to_openvino_when_installed(cdcgan):
+    pytest.importorskip("openvino")
+    from gantool.runtime.backends.router import OPENVINO_FROM_BATCH, BatchRouter
+
+    router = cdcgan.backend
+    assert isinstance(router, BatchRouter) and "openvino" in router.name
+    small = cdcgan.sample(labels=[d % 10 for d in range(OPENVINO_FROM_BATCH - 1)], seed=4)
+    large = cdcgan.sample(labels=[d % 10 for d in range(OPENVINO_FROM_BATCH)], seed=4)
+    assert router.large() is not None and router.large().name == "openvino"
+    assert np.abs(large[:len(small)].astype(int) - small).max() <= 1  # same images from either engine
+    with Generator.load("gan") as mlp:
+        mlp.sample(n=OPENVINO_FROM_BATCH, seed=0)
+        assert mlp.backend.large() is None  # no convolutions: ONNX Runtime keeps every batch
 
 
 def test_many_threads_at_once_get_their_own_images(cdcgan):
@@ -207,3 +225,15 @@ def test_openvino_engine_gives_the_same_images():
         assert ov.backend.name == "openvino"
         a, b = ov.sample(n=70, seed=9), ort.sample(n=70, seed=9)
     assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_the_64x64_cache_is_named_by_the_weights_digest(tmp_path, monkeypatch):
+    from gantool import paths
+
+    monkeypatch.setattr(paths, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setenv("GANTOOL_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "dcgan.safetensors").write_bytes(b"weights v1")
+    first = paths.cached_onnx("dcgan")
+    (tmp_path / "dcgan.safetensors").write_bytes(b"weights v2")  # re-shipped weights: a new file, never a stale one
+    second = paths.cached_onnx("dcgan")
+    assert first != second and first.parent == second.parent == tmp_path / "cache" / "onnx"
