@@ -1,7 +1,6 @@
-"""OpenVINO on the CPU: an optional engine (the `openvino` extra), chosen with engine="openvino".
-
-Measured here it was not worth an automatic hand-off: within noise of ONNX Runtime at batch 256
-with the LATENCY hint, and much slower with one request under the THROUGHPUT hint."""
+"""OpenVINO on the CPU: an optional engine (the `openvino` extra), chosen with engine="openvino", and
+engine auto's choice for large batches of convolutional graphs (see router.py for the measurements).
+The LATENCY hint is used: one request under the THROUGHPUT hint measured ~2x slower."""
 
 from __future__ import annotations
 
