@@ -64,6 +64,7 @@ ENTRY = ZooEntry(
     name="cgan-in", summary="conditional DCGAN 64x64 with InstanceNorm (CGANs project): labels embedded to 100-d",
     seed_doc="002_5f42d3902c1e8937.txt", generator=Generator, discriminator=Discriminator,
     conditional=True, latent_dim=100, width=64, native_size=64, noise="normal",
-    recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=64, epochs=5),
-    notes="Widths 512-256-128-64 follow DCGAN (the seed page names no widths); InstanceNorm is affine.",
+    recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=64, epochs=8, mode_seeking=1.0),
+    notes="Widths 512-256-128-64 follow DCGAN (the seed page names no widths); InstanceNorm is affine. "
+          "MSGAN's mode-seeking term: without it (BCE, or hinge + spectral norm) G drew one image per label.",
 )
