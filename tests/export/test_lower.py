@@ -73,3 +73,30 @@ def test_an_export_records_the_flops_of_the_graph_before_lowering(tmp_path):
     with OrtBackend(plain) as a, OrtBackend(low) as b, torch.no_grad():
         ref = g(torch.from_numpy(z), torch.from_numpy(feeds["labels"])).numpy()
         assert np.abs(a.infer(feeds) - ref).max() < 1e-5 and np.abs(b.infer(feeds) - ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("k,p,side,folded", [(4, 1, 3, True), (3, 1, 4, False), (4, 0, 3, True)])
+def test_the_interleave_is_folded_into_a_following_conv_transpose(k, p, side, folded):
+    rng = np.random.default_rng(7)
+    w1 = numpy_helper.from_array(rng.standard_normal((6, 8, k, k)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((8, 1, 4, 4)).astype(np.float32), "w2")
+    b2 = numpy_helper.from_array(np.array([0.3], np.float32), "b2")
+    nodes = [helper.make_node("ConvTranspose", ["z", "w1"], ["h"], kernel_shape=[k, k], strides=[2, 2], pads=[p] * 4),
+             helper.make_node("LeakyRelu", ["h"], ["a"], alpha=0.2),
+             helper.make_node("ConvTranspose", ["a", "w2", "b2"], ["t"], kernel_shape=[4, 4], strides=[2, 2], pads=[1] * 4),
+             helper.make_node("Tanh", ["t"], ["images"])]
+    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 6, side, side])],
+                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, None)], [w1, w2, b2])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    x = rng.standard_normal((5, 6, side, side)).astype(np.float32)
+    want = run(model, x)
+    lowered, n = lower_conv_transpose(onnx.ModelProto.FromString(model.SerializeToString()))
+    onnx.checker.check_model(lowered, full_check=True)
+    ops = [nd.op_type for nd in lowered.graph.node]
+    assert n == 1 and ("DepthToSpace" not in ops) == folded and ops.count("ConvTranspose") == 1
+    names = {t.name for t in lowered.graph.initializer}
+    assert "b2" in names and ("w2" in names) != folded  # a folded layer's old weights are dropped
+    got = run(lowered, x)
+    assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
