@@ -150,8 +150,10 @@ def _fold_interleave(nodes: list[Any], inits: dict[str, Any]) -> list[Any]:
     return [n for n in nodes if id(n) not in dropped]
 
 
-def lower_conv_transpose(model: Any) -> tuple[Any, int]:
-    """Return (model, layers rewritten). Needs static spatial shapes (shape inference already run)."""
+def lower_conv_transpose(model: Any, fold: bool = True) -> tuple[Any, int]:
+    """Return (model, layers rewritten). Needs static spatial shapes (shape inference already run).
+
+    fold=False keeps the DepthToSpace before a ConvTranspose: OpenVINO runs that form faster."""
     import onnx
     from onnx import numpy_helper
 
@@ -185,7 +187,8 @@ def lower_conv_transpose(model: Any) -> tuple[Any, int]:
     if not lowered:
         return model, 0
     inits.update({t.name: t for t in new_inits})
-    nodes = _fold_interleave(nodes, inits)
+    if fold:
+        nodes = _fold_interleave(nodes, inits)
     used = {i for n in nodes for i in n.input}
     del g.node[:]
     g.node.extend(nodes)

@@ -64,11 +64,11 @@ def onnx_metadata(spec: ModelSpec) -> dict[str, str]:
 
 
 def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET,
-                example_batch: int = 4, lower: bool = True) -> Path:
+                example_batch: int = 4, lower: bool = True, fold: bool = True) -> Path:
     """Export, fold, simplify, lower, check and write; returns the path written.
 
-    lower=False keeps every ConvTranspose as torch exported it (the phases cost nothing on GPUs,
-    where TensorRT fuses either form, but the plain graph is easier to read).
+    lower=False keeps every ConvTranspose as torch exported it (the plain graph is easier to read);
+    fold=False keeps the phase interleave (export/lower.py), the form OpenVINO runs fastest.
     """
     import onnx
     import onnxslim
@@ -97,7 +97,7 @@ def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DE
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     meta = onnx_metadata(spec) | {FLOPS_KEY: str(graph_flops_per_sample(model))}
     if lower:
-        model, _ = lower_conv_transpose(model)
+        model, _ = lower_conv_transpose(model, fold)
     meta[ACTIVATION_KEY] = str(peak_activation_values(model))
     del model.metadata_props[:]
     for k, v in meta.items():

@@ -46,7 +46,7 @@ def default_path(arch: str, precision: str) -> Path:
 
 
 def run_export(model: str, output: str | None = None, precision: str = "fp32", opset: int = DEFAULT_OPSET,
-               semantic_samples: int | None = None, lower: bool = True) -> ExportResult:
+               semantic_samples: int | None = None, lower: bool = True, fold: bool = True) -> ExportResult:
     import onnx
 
     from gantool.train.checkpoint import load_generator
@@ -59,7 +59,7 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
     result = ExportResult(path=path, precision=precision)
     ref = torch_reference(g)
     try:
-        export_onnx(spec, g, fp32_path, opset=opset, lower=lower)
+        export_onnx(spec, g, fp32_path, opset=opset, lower=lower, fold=fold)
         result.parity.append(compare_backend(spec, OrtBackend(fp32_path, name="onnxruntime-cpu fp32"), ref, "fp32"))
         if precision == "fp16":
             fp32 = onnx.load(str(fp32_path))

@@ -116,8 +116,7 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
             backend = OpenVinoBackend(path, threads)
             backend.activate()
             return backend, onnx_spec(path)
-        auto = engine == "auto"
-        if auto:
+        if engine == "auto":
             engine = "ort-cuda" if "CUDAExecutionProvider" in import_onnxruntime().get_available_providers() else "ort"
         options = None
         if engine == "ort-trt":  # explicit profile shapes and a persistent engine cache
@@ -133,13 +132,7 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
         meta = read_onnx_metadata(backend.session)  # type: ignore[attr-defined]
         spec = spec_from_metadata(meta, str(path))
         if engine == "ort":
-            chunk = backend.chunk = cpu_chunk(int(meta.get("gantool.peak_activation_values", "0")))
-            if auto:
-                from gantool.runtime.backends.openvino import large_batch_backend
-                from gantool.runtime.backends.router import OPENVINO_FROM_BATCH, BatchRouter
-
-                backend = BatchRouter(backend, lambda: large_batch_backend(path, threads, chunk), OPENVINO_FROM_BATCH)
-                backend.activate()
+            backend.chunk = cpu_chunk(int(meta.get("gantool.peak_activation_values", "0")))
     return backend, spec
 
 

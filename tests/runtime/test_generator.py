@@ -87,21 +87,6 @@ def test_cpu_requests_run_in_cache_sized_chunks_with_the_same_images(monkeypatch
         assert g.backend.chunk == 1024  # an MLP's activations are small: batches stay whole
 
 
-def test_auto_sends_large_batches_of_conv_models_to_openvino_when_installed(cdcgan):
-    pytest.importorskip("openvino")
-    from gantool.runtime.backends.router import OPENVINO_FROM_BATCH, BatchRouter
-
-    router = cdcgan.backend
-    assert isinstance(router, BatchRouter) and "openvino" in router.name
-    small = cdcgan.sample(labels=[d % 10 for d in range(OPENVINO_FROM_BATCH - 1)], seed=4)
-    large = cdcgan.sample(labels=[d % 10 for d in range(OPENVINO_FROM_BATCH)], seed=4)
-    assert router.large() is not None and router.large().name == "openvino"
-    assert np.abs(large[:len(small)].astype(int) - small).max() <= 1  # same images from either engine
-    with Generator.load("gan") as mlp:
-        mlp.sample(n=OPENVINO_FROM_BATCH, seed=0)
-        assert mlp.backend.large() is None  # no convolutions: ONNX Runtime keeps every batch
-
-
 def test_many_threads_at_once_get_their_own_images(cdcgan):
     seeds = list(range(16))
     serial = [cdcgan.sample(labels=[s % 10] * 4, seed=s) for s in seeds]
