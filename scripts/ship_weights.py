@@ -33,7 +33,9 @@ def quality_bars(ev: dict) -> list[str]:
         if min(la["per_class"]) < 0.90:
             missed.append(f"worst digit's label accuracy {min(la['per_class']):.2%} < 90%")
     if ev["recall"] < 0.05:  # not one of the bars, but a collapsed generator must not read as "met"
-        missed.append(f"recall {ev['recall']:.3f}: samples collapsed onto a few modes")
+        floor = ev.get("resized_real_precision_recall")
+        at_size = f"; real digits resized the same way: {floor[1]:.3f}" if floor else ""
+        missed.append(f"recall {ev['recall']:.3f}: samples collapsed onto a few modes{at_size}")
     if ev["mode_coverage"]["worst_class_share"] < 0.05:
         missed.append(f"worst class share {ev['mode_coverage']['worst_class_share']:.2%} < 5%")
     return missed
@@ -58,6 +60,10 @@ def card_markdown(name: str, card: dict) -> str:
         "| measure | value |", "|---|---|",
         f"| FD-judge | {fd['value']:.2f} (95% CI {fd['ci95'][0]:.2f}-{fd['ci95'][1]:.2f}) |",
         f"| FD-judge real-data floor (10k train vs test) | {fd['real_floor_train10k_vs_test']:.2f} |",
+        *([f"| the same 10k resized to this model's size and back (its floor) | FD {fd['real_floor_resized']:.2f}, "
+           f"precision / recall "
+           f"{ev['resized_real_precision_recall'][0]:.3f} / {ev['resized_real_precision_recall'][1]:.3f} |"]
+          if "real_floor_resized" in fd else []),
         f"| FD-judge of blurred test images / uniform noise | {fd['blurred_test_sigma2']:.0f} / {fd['uniform_noise']:.0f} |",
     ]
     if "label_accuracy" in ev:
