@@ -1,7 +1,7 @@
 """`gantool bench`: latency and throughput of generator engines, side by side.
 
-Engines are interleaved round by round (the order rotates), so machine noise hits all of them
-alike; each (engine, batch) reports min/p50/p90/p99/mean/std latency after a warm-up, images/s at
+Engines are interleaved round by round (the order rotates, with an idle settle before each round
+so one engine's spinning threads do not slow the next), so machine noise hits all of them alike; each (engine, batch) reports min/p50/p90/p99/mean/std latency after a warm-up, images/s at
 the median, the share of the machine's matmul peak, and the peak RSS of a fresh process that ran
 it. Cold start (import, load, first 1-image sample) is timed in that fresh process too.
 """
@@ -24,6 +24,10 @@ from gantool.errors import GantoolError
 
 WARMUP_S = 0.3
 ROUND_S = 0.1
+# Idle time before each engine's round: worker threads of the engine before it (PyTorch's OpenMP pool
+# above all) keep spinning after their last call and would steal the cores. Measured: cdcgan's runtime
+# at batch 256 ran 22.0 ms interleaved with torch-compile, 16.9 ms interleaved with ORT/OpenVINO only.
+SETTLE_S = 0.2
 
 
 @dataclass
@@ -105,6 +109,7 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
         names = list(engines)
         for r in range(rounds):
             for n in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+                time.sleep(SETTLE_S)
                 run, end = engines[n].run, time.perf_counter() + ROUND_S
                 while True:
                     t = time.perf_counter()

@@ -14,9 +14,11 @@ import tempfile
 from pathlib import Path
 
 import click
+import onnx
 
 from gantool.benchmarks.bench import measure
 from gantool.benchmarks.engines import Engine
+from gantool.export.flops import ACTIVATION_KEY
 from gantool.export.run import run_export
 from gantool.runtime.backends.base import infer_split
 from gantool.runtime.backends.ort import OrtBackend, cpu_chunk
@@ -27,7 +29,8 @@ def engines_for(model: str, folder: Path, threads: int) -> tuple[dict[str, Engin
     plain = run_export(model, str(folder / f"{model}.plain.onnx"), lower=False).path
     lowered = run_export(model, str(folder / f"{model}.onnx")).path
     spec = onnx_spec(lowered)
-    chunk = cpu_chunk(int(spec.image_shape[0] * spec.image_shape[1] * spec.image_shape[2]))
+    meta = {p.key: p.value for p in onnx.load(str(lowered), load_external_data=False).metadata_props}
+    chunk = cpu_chunk(int(meta[ACTIVATION_KEY]))  # what the runtime picks for this file
     out: dict[str, Engine] = {}
     for name, path in (("plain", plain), ("lowered", lowered)):
         b = OrtBackend(path, threads=threads, name=name)

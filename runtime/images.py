@@ -11,10 +11,11 @@ from gantool.fileio import atomic_write_bytes
 
 def to_uint8(x: np.ndarray, low: float = -1.0, high: float = 1.0) -> np.ndarray:
     """Map generator output in [low, high] to uint8 gray levels, rounding to nearest."""
-    scaled = np.subtract(np.asarray(x, dtype=np.float32), low, dtype=np.float32)  # one buffer, reused in place
-    scaled *= 255.0 / (high - low)
-    np.rint(scaled, out=scaled)
-    np.clip(scaled, 0, 255, out=scaled)
+    scale = np.float32(255.0 / (high - low))
+    scaled = np.multiply(x, scale, dtype=np.float32)  # one buffer, reused in place: 4 numpy calls in all
+    scaled += np.float32(0.5 - low * scale)  # + 0.5, so that truncation rounds half up
+    np.maximum(scaled, 0, out=scaled)
+    np.minimum(scaled, 255.5, out=scaled)
     return scaled.astype(np.uint8)
 
 

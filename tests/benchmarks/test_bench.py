@@ -24,6 +24,7 @@ def test_onnx_flop_count_matches_torchs_counter(name):
 def test_bench_cli_runs_engines_side_by_side_and_skips_unavailable_ones(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "ROUND_S", 0.02)
     monkeypatch.setattr(bench, "WARMUP_S", 0.02)
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
     out, plot = tmp_path / "b.json", tmp_path / "b.png"
     code = main(["bench", "--model", "cdcgan", "--engine", "runtime,ort,torch,trt,ort-cuda", "--batch", "1,4",
                  "--rounds", "2", "--threads", "1", "--json", str(out), "-o", str(plot)])
