@@ -110,8 +110,9 @@ def _as_phases(b: _Builder, x: str, out: str, w: np.ndarray, bias: np.ndarray, s
 ELEMENTWISE = ("LeakyRelu", "Relu", "Tanh", "Sigmoid")  # commute with any permutation of positions
 
 
-def _fold_interleave(nodes: list[Any], inits: dict[str, Any]) -> list[Any]:
-    """DepthToSpace(DCR) -> elementwise* -> ConvTranspose becomes elementwise* -> ConvTranspose on the phases."""
+def _fold_interleave(nodes: list[Any], inits: dict[str, Any], outputs: set[str]) -> list[Any]:
+    """DepthToSpace(DCR) -> elementwise* -> ConvTranspose becomes elementwise* -> ConvTranspose on the phases.
+    A chain whose tensors are graph outputs (outputs) is left alone: its layout would change."""
     from onnx import helper, numpy_helper
 
     consumers: dict[str, list[Any]] = {}
@@ -126,6 +127,8 @@ def _fold_interleave(nodes: list[Any], inits: dict[str, Any]) -> list[Any]:
             cur = chain[-1].output[0]
         ct = consumers.get(cur, [None])[0]
         if len(consumers.get(cur, [])) != 1 or ct.op_type != "ConvTranspose" or not _lowerable(ct, _attrs(ct), inits):
+            continue
+        if outputs & {d2s.output[0], *(n.output[0] for n in chain)}:
             continue
         a, s1 = _attrs(ct), _attrs(d2s)["blocksize"]
         s2, pads = list(a.get("strides", [1, 1])), list(a.get("pads", [0, 0, 0, 0]))
@@ -188,7 +191,7 @@ def lower_conv_transpose(model: Any, fold: bool = True) -> tuple[Any, int]:
         return model, 0
     inits.update({t.name: t for t in new_inits})
     if fold:
-        nodes = _fold_interleave(nodes, inits)
+        nodes = _fold_interleave(nodes, inits, {o.name for o in g.output})
     used = {i for n in nodes for i in n.input}
     del g.node[:]
     g.node.extend(nodes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from gantool.export.flops import FLOPS_KEY, graph_flops_per_sample, onnx_flops_per_sample
@@ -100,3 +101,23 @@ def test_the_interleave_is_folded_into_a_following_conv_transpose(k, p, side, fo
     assert "b2" in names and ("w2" in names) != folded  # a folded layer's old weights are dropped
     got = run(lowered, x)
     assert got.shape == want.shape and np.abs(got - want).max() < 1e-4
+
+
+def test_no_fold_when_an_interleaved_tensor_is_a_graph_output():
+    rng = np.random.default_rng(3)
+    w1 = numpy_helper.from_array(rng.standard_normal((6, 8, 4, 4)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((8, 1, 4, 4)).astype(np.float32), "w2")
+    nodes = [helper.make_node("ConvTranspose", ["z", "w1"], ["h"], kernel_shape=[4, 4], strides=[2, 2], pads=[1] * 4),
+             helper.make_node("Relu", ["h"], ["a"]),
+             helper.make_node("ConvTranspose", ["a", "w2"], ["images"], kernel_shape=[4, 4], strides=[2, 2], pads=[1] * 4)]
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("images", "a")]
+    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 6, 3, 3])], outs, [w1, w2])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    x = rng.standard_normal((2, 6, 3, 3)).astype(np.float32)
+    lowered, _ = lower_conv_transpose(onnx.ModelProto.FromString(model.SerializeToString()))
+    assert "DepthToSpace" in [nd.op_type for nd in lowered.graph.node]  # "a" keeps its layout
+    sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (model, lowered)]
+    want, got = (s.run(["images", "a"], {"z": x}) for s in sessions)
+    assert all(np.abs(g_ - w_).max() < 1e-4 for g_, w_ in zip(got, want))
