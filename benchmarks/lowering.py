@@ -14,33 +14,26 @@ import tempfile
 from pathlib import Path
 
 import click
-import onnx
 
 from gantool.benchmarks.bench import measure
 from gantool.benchmarks.engines import Engine
-from gantool.export.flops import ACTIVATION_KEY
 from gantool.export.run import run_export
 from gantool.runtime.backends.base import infer_split
-from gantool.runtime.backends.ort import OrtBackend, cpu_chunk
-from gantool.runtime.generator import onnx_spec
+from gantool.runtime.backends.ort import OrtBackend
+from gantool.runtime.generator import open_backend
 
 
-def engines_for(model: str, folder: Path, threads: int) -> tuple[dict[str, Engine], object, int]:
+def engines_for(model: str, folder: Path, threads: int) -> tuple[dict[str, Engine], object, int | None]:
     plain = run_export(model, str(folder / f"{model}.plain.onnx"), lower=False).path
     lowered = run_export(model, str(folder / f"{model}.onnx")).path
-    spec = onnx_spec(lowered)
-    meta = {p.key: p.value for p in onnx.load(str(lowered), load_external_data=False).metadata_props}
-    chunk = cpu_chunk(int(meta[ACTIVATION_KEY]))  # what the runtime picks for this file
     out: dict[str, Engine] = {}
     for name, path in (("plain", plain), ("lowered", lowered)):
         b = OrtBackend(path, threads=threads, name=name)
         b.activate()
         out[name] = Engine(name, b.infer, b.deactivate)
-    c = OrtBackend(lowered, threads=threads, name="lowered+chunks")
-    c.activate()
-    c.chunk = chunk
-    out[c.name] = Engine(c.name, lambda feeds: infer_split(c, feeds), c.deactivate)
-    return out, spec, chunk
+    c, spec = open_backend(lowered, "ort", threads)  # the runtime's own backend, with the chunk it picks
+    out["lowered+chunks"] = Engine("lowered+chunks", lambda feeds: infer_split(c, feeds), c.deactivate)
+    return out, spec, c.chunk
 
 
 @click.command()

@@ -38,15 +38,12 @@ def main() -> None:
     t_load = time.perf_counter()
     spec = ModelSpec.from_dict(json.loads(sys.argv[6]))
 
-    def feeds(b: int) -> dict:
-        return feeds_for(spec, b)
-
-    eng.run(feeds(1))
+    eng.run(feeds_for(spec, 1))
     t_first = time.perf_counter()
     peak = {}
     for b in sorted(int(x) for x in batches.split(",")):
-        eng.run(feeds(b))
-        eng.run(feeds(b))
+        eng.run(feeds_for(spec, b))
+        eng.run(feeds_for(spec, b))
         peak[b] = peak_rss_mb()
     eng.close()
     print(json.dumps({"import_and_load_s": t_load - T0, "first_sample_s": t_first - t_load,

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 FLOPS_KEY = "gantool.flops_per_sample"
-ACTIVATION_KEY = "gantool.peak_activation_values"  # the runtime sizes its CPU chunks from it
 
 
 def graph_flops_per_sample(model: Any) -> int:

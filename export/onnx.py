@@ -73,8 +73,9 @@ def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DE
     import onnx
     import onnxslim
 
-    from gantool.export.flops import ACTIVATION_KEY, FLOPS_KEY, graph_flops_per_sample, peak_activation_values
+    from gantool.export.flops import FLOPS_KEY, graph_flops_per_sample, peak_activation_values
     from gantool.export.lower import lower_conv_transpose
+    from gantool.runtime.backends.ort import ACTIVATION_KEY
 
     from gantool.train.zoo import example_inputs
 

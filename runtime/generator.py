@@ -105,7 +105,7 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
         backend: Backend = TrtBackend(path)
     elif path.suffix == ".onnx":
         from gantool.paths import cache_dir
-        from gantool.runtime.backends.ort import OrtBackend, cpu_chunk, trt_provider_options
+        from gantool.runtime.backends.ort import ACTIVATION_KEY, OrtBackend, cpu_chunk, trt_provider_options
         from gantool.runtime.ort import import_onnxruntime
 
         if engine == "trt":
@@ -132,7 +132,7 @@ def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -
         meta = read_onnx_metadata(backend.session)  # type: ignore[attr-defined]
         spec = spec_from_metadata(meta, str(path))
         if engine == "ort":
-            backend.chunk = cpu_chunk(int(meta.get("gantool.peak_activation_values", "0")))
+            backend.chunk = cpu_chunk(int(meta.get(ACTIVATION_KEY, "0")))
     return backend, spec
 
 

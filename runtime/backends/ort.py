@@ -19,6 +19,7 @@ from gantool.runtime.ort import import_onnxruntime
 # one batch; dcgan (64x64) 159.8 ms as 16 x 16 against 214.2 ms. Both bests hold about 1M activation
 # values (cdcgan's largest tensor is 12.5k values per sample, dcgan's 65.5k); MLPs stay whole.
 CHUNK_VALUES = 2 ** 20
+ACTIVATION_KEY = "gantool.peak_activation_values"  # ONNX metadata: the exporter writes it, cpu_chunk's input
 
 
 def cpu_chunk(peak_activation_values: int) -> int | None:
