@@ -21,7 +21,7 @@ from gantool.errors import GantoolError
 from gantool.noise import make_noise
 from gantool.paths import cached_onnx, shipped_onnx
 from gantool.runtime.backends.base import Backend, infer_split
-from gantool.runtime.images import make_grid, save_png, to_uint8
+from gantool.runtime.images import Uint8Map, make_grid, save_png
 from gantool.spec import ZOO_NAMES, ModelSpec
 
 DEFAULT_MAX_N = 65536
@@ -142,6 +142,7 @@ class Generator:
 
     def __init__(self, backend: Backend, spec: ModelSpec, max_n: int = DEFAULT_MAX_N, source: str = "") -> None:
         self.backend, self.spec, self.max_n, self.source = backend, spec, max_n, source
+        self.to_uint8 = Uint8Map(*spec.output_range)  # the spec's output range -> gray levels
 
     @classmethod
     def load(cls, model: str | Path, engine: str = "auto", threads: int | None = None,
@@ -176,8 +177,10 @@ class Generator:
             else:
                 raise SampleError(f"labels must be integers in 0..{self.spec.num_classes - 1}, got dtype {arr.dtype}.")
         arr = arr.astype(np.int64, copy=False)
-        # one reduction instead of min and max: viewed unsigned, a negative label is huge
-        if arr.size and arr.view(np.uint64).max() >= self.spec.num_classes:
+        # viewed unsigned, a negative label is huge: one max instead of min and max; for a few labels a
+        # Python max of the list is 10x cheaper than a numpy reduction (~0.1 against ~1 us)
+        unsigned = arr.view(np.uint64)
+        if arr.size and (max(unsigned.tolist()) if arr.size <= 32 else unsigned.max()) >= self.spec.num_classes:
             bad = arr[(arr < 0) | (arr >= self.spec.num_classes)][0]
             raise SampleError(f"label {bad} is out of range; allowed: 0..{self.spec.num_classes - 1}.")
         return arr
@@ -228,7 +231,7 @@ class Generator:
     def sample(self, n: int | None = None, labels: Any = None, seed: int | None = None, z: Any = None) -> np.ndarray:
         """uint8 images (N, H, W) (or (N, H, W, C) for color). Conditional models without labels
         cycle 0..K-1, as `gantool eval` does, so a seed gives the same images there."""
-        out = to_uint8(self.run(self.inputs(n, labels, seed, z)), *self.spec.output_range)
+        out = self.to_uint8(self.run(self.inputs(n, labels, seed, z)))
         return out[:, 0] if out.shape[1] == 1 else out.transpose(0, 2, 3, 1)
 
     def grid_images(self, labels: Any = None, per_label: int = 8, n: int = 64,

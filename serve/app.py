@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from gantool.runtime.generator import Generator, SampleError
-from gantool.runtime.images import make_grid, to_uint8
+from gantool.runtime.images import make_grid
 from gantool.serve.batcher import MicroBatcher
 from gantool.serve.metrics import Metrics
 
@@ -149,7 +149,7 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig()) -> Any
                 status = "503"
                 metrics.errors.labels("timeout").inc()
                 return error(503, f"the request took longer than {config.timeout_s:g} s; try fewer images.")
-            images = to_uint8(raw, *generator.spec.output_range)[:, 0]
+            images = generator.to_uint8(raw)[:, 0]
             metrics.images.inc(len(images))
             response = await encode(images, feeds, body, seed, request.headers.get("accept", "*/*"))
             response.headers["x-gantool-seed"] = str(seed)

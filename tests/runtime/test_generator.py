@@ -99,6 +99,8 @@ def test_many_threads_at_once_get_their_own_images(cdcgan):
 @pytest.mark.parametrize("kwargs, message", [
     ({"labels": [3, 10]}, "label 10 is out of range; allowed: 0..9"),
     ({"labels": [-1]}, "label -1 is out of range"),
+    ({"labels": [1] * 40 + [-3]}, "label -3 is out of range"),  # over 32 labels: the numpy reduction
+    ({"labels": np.array([2] * 50 + [12], np.int32)}, "label 12 is out of range"),
     ({"labels": [1.5]}, "labels must be integers"),
     ({"labels": ["a"]}, "labels must be integers"),
     ({"labels": [[1, 2]]}, "labels must be a 1-D sequence"),

@@ -5,12 +5,22 @@ import pytest
 from PIL import Image
 
 from gantool.fileio import atomic_write_bytes
-from gantool.runtime.images import make_grid, save_png, to_uint8
+from gantool.runtime.images import Uint8Map, make_grid, save_png, to_uint8
 
 
 def test_to_uint8_maps_the_tanh_range_and_clips():
     x = np.array([-1.5, -1.0, 0.0, 1.0, 2.0], np.float32)
     assert to_uint8(x).tolist() == [0, 0, 128, 255, 255]
+
+
+def test_uint8_map_rounds_half_up_for_any_range_and_size():
+    levels = np.arange(256, dtype=np.float32)
+    x = np.concatenate([levels / 255, (levels + 0.51) / 255, (levels + 0.49) / 255])  # [0, 1] output range
+    big = np.tile(x, 300).reshape(300, 1, 1, -1)  # large arrays take the same path
+    want = np.concatenate([levels, np.minimum(levels + 1, 255), levels]).astype(np.uint8)
+    assert (Uint8Map(0.0, 1.0)(x) == want).all()
+    assert (Uint8Map(0.0, 1.0)(big) == np.tile(want, 300).reshape(big.shape)).all()
+    assert Uint8Map()(np.array([-7.0, 7.0], np.float32)).tolist() == [0, 255]
 
 
 def test_grid_places_each_image_in_its_cell():
