@@ -9,11 +9,17 @@ slowest kernel in every zoo generator (at batch 256, 90% of cdcgan's time). Two 
   ordinary small Conv. The phases are concatenated and interleaved by DepthToSpace (DCR), then
   cropped when the output side is not a multiple of s. Convs run on MLAS's blocked NCHWc kernels.
 
+A 1x1 Conv on a 1x1 map (cdcgan's noise injection) is a Gemm too: ORT would wrap it in NCHWc reorders.
+
 A layer with few output channels (the last: 64 -> 1) stays a ConvTranspose, which is faster there.
 When it reads an interleaved phase tensor (through elementwise activations only), the interleave is
 folded into it instead: DepthToSpace costs ~1 ns per value on this CPU, as much as a Conv layer, and
 a stride-s2 ConvTranspose of the interleaved map equals a stride-s1*s2 ConvTranspose of the phases
 with kernel s2*(s1-1)+k (phase (ah, aw) of channel c holds w[c] at offset (s2*ah, s2*aw)).
+
+Last, activations that follow a layout op (Reshape, Slice, DepthToSpace, Concat) are moved before it,
+onto each producer, where ORT fuses them into the Conv or Gemm (FusedConv, FusedGemm) instead of
+running one more pass over the tensor.
 The FLOPs of the original graph are recorded by the exporter before lowering.
 """
 
@@ -75,6 +81,19 @@ def _as_gemm(b: _Builder, x: str, out: str, w: np.ndarray, bias: np.ndarray) -> 
     b.node("Reshape", [y, b.const("s_out", np.array([-1, cout, kh, kw], np.int64))], out)  # (B, Cout, kh, kw)
 
 
+def _conv_as_gemm(node: Any, a: dict[str, Any], inits: dict[str, Any], xs: list[int | None],
+                  ys: list[int | None]) -> np.ndarray | None:
+    """A 1x1 Conv on a 1x1 map, as the (Cin, Cout, 1, 1) weight _as_gemm takes; else None."""
+    from onnx import numpy_helper
+
+    if not (node.op_type == "Conv" and node.input[1] in inits and xs[2:] == [1, 1] and ys[2:] == [1, 1]
+            and a.get("group", 1) == 1 and not any(a.get("pads", [0, 0, 0, 0]))
+            and a.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")):
+        return None
+    w = numpy_helper.to_array(inits[node.input[1]])  # (Cout, Cin, kh, kw)
+    return w.transpose(1, 0, 2, 3) if w.shape[2:] == (1, 1) else None
+
+
 def _as_phases(b: _Builder, x: str, out: str, w: np.ndarray, bias: np.ndarray, s: int, pads: list[int],
                in_hw: list[int], out_hw: list[int]) -> bool:
     cin, cout, kh, kw = w.shape
@@ -108,6 +127,40 @@ def _as_phases(b: _Builder, x: str, out: str, w: np.ndarray, bias: np.ndarray, s
 
 
 ELEMENTWISE = ("LeakyRelu", "Relu", "Tanh", "Sigmoid")  # commute with any permutation of positions
+LAYOUT = ("Reshape", "Slice", "DepthToSpace", "Concat")  # move or select values, never combine them
+
+
+def _hoist_activations(nodes: list[Any], outputs: set[str]) -> list[Any]:
+    """layout(x1..xn) -> act becomes layout(act(x1)..act(xn)), repeated up the chain, so each activation
+    meets the Conv or Gemm that made its input. Only where every tensor involved has that one consumer
+    and none is a graph output; a Slice's dropped border is then activated too, which costs nothing."""
+    from onnx import helper
+
+    while True:
+        producer = {o: n for n in nodes for o in n.output}
+        uses: dict[str, int] = {}
+        for n in nodes:
+            for i in n.input:
+                uses[i] = uses.get(i, 0) + 1
+        for act in nodes:
+            lay = producer.get(act.input[0]) if act.op_type in ELEMENTWISE else None
+            if lay is None or lay.op_type not in LAYOUT or uses[act.input[0]] != 1 or act.input[0] in outputs:
+                continue
+            sources = list(lay.input) if lay.op_type == "Concat" else [lay.input[0]]
+            if any(src not in producer or uses[src] != 1 or src in outputs for src in sources):
+                continue
+            moved = []
+            for k, src in enumerate(sources):
+                new = helper.make_node(act.op_type, [src], [f"{src}_{act.op_type.lower()}"])
+                new.attribute.extend(act.attribute)
+                lay.input[k] = new.output[0]
+                moved.append(new)
+            lay.output[0] = act.output[0]
+            at = nodes.index(lay)
+            nodes = nodes[:at] + moved + [n for n in nodes[at:] if n is not act]
+            break
+        else:
+            return nodes
 
 
 def _fold_interleave(nodes: list[Any], inits: dict[str, Any], outputs: set[str]) -> list[Any]:
@@ -166,22 +219,29 @@ def lower_conv_transpose(model: Any, fold: bool = True) -> tuple[Any, int]:
     for node in g.node:
         a = _attrs(node)
         xs, ys = shapes.get(node.input[0]), shapes.get(node.output[0])
-        if not _lowerable(node, a, inits) or not xs or not ys or None in xs[1:] + ys[1:]:
-            nodes.append(node)
-            continue
         has_bias = len(node.input) > 2 and node.input[2]
-        if has_bias and node.input[2] not in inits:
+        if not xs or not ys or None in xs[1:] + ys[1:] or (has_bias and node.input[2] not in inits):
             nodes.append(node)
             continue
-        w = numpy_helper.to_array(inits[node.input[1]])
-        cout = w.shape[1]
-        bias = numpy_helper.to_array(inits[node.input[2]]) if has_bias else np.zeros(cout, w.dtype)
-        strides, pads = list(a.get("strides", [1, 1])), list(a.get("pads", [0, 0, 0, 0]))
+
+        def bias(cout: int, dtype: Any) -> np.ndarray:
+            return numpy_helper.to_array(inits[node.input[2]]) if has_bias else np.zeros(cout, dtype)
+
         b = _Builder(f"{node.output[0]}_lowered")
-        if xs[2:] == [1, 1] and strides == [1, 1] and not any(pads):
-            _as_gemm(b, node.input[0], node.output[0], w, bias)
-        elif not (strides[0] == strides[1] > 1 and cout >= MIN_PHASE_CHANNELS
-                  and _as_phases(b, node.input[0], node.output[0], w, bias, strides[0], pads, xs[2:], ys[2:])):
+        if (w := _conv_as_gemm(node, a, inits, xs, ys)) is not None:
+            _as_gemm(b, node.input[0], node.output[0], w, bias(w.shape[1], w.dtype))
+        elif _lowerable(node, a, inits):
+            w = numpy_helper.to_array(inits[node.input[1]])  # (Cin, Cout, kh, kw)
+            cout = w.shape[1]
+            strides, pads = list(a.get("strides", [1, 1])), list(a.get("pads", [0, 0, 0, 0]))
+            if xs[2:] == [1, 1] and strides == [1, 1] and not any(pads):
+                _as_gemm(b, node.input[0], node.output[0], w, bias(cout, w.dtype))
+            elif not (strides[0] == strides[1] > 1 and cout >= MIN_PHASE_CHANNELS
+                      and _as_phases(b, node.input[0], node.output[0], w, bias(cout, w.dtype), strides[0], pads,
+                                     xs[2:], ys[2:])):
+                nodes.append(node)
+                continue
+        else:
             nodes.append(node)
             continue
         nodes += b.nodes
@@ -190,8 +250,10 @@ def lower_conv_transpose(model: Any, fold: bool = True) -> tuple[Any, int]:
     if not lowered:
         return model, 0
     inits.update({t.name: t for t in new_inits})
+    outputs = {o.name for o in g.output}
     if fold:
-        nodes = _fold_interleave(nodes, inits, {o.name for o in g.output})
+        nodes = _fold_interleave(nodes, inits, outputs)
+    nodes = _hoist_activations(nodes, outputs)
     used = {i for n in nodes for i in n.input}
     del g.node[:]
     g.node.extend(nodes)

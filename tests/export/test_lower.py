@@ -121,3 +121,43 @@ def test_no_fold_when_an_interleaved_tensor_is_a_graph_output():
     sessions = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]) for m in (model, lowered)]
     want, got = (s.run(["images", "a"], {"z": x}) for s in sessions)
     assert all(np.abs(g_ - w_).max() < 1e-4 for g_, w_ in zip(got, want))
+
+
+def small_model(nodes: list, side: int, cin: int, inits: list, outputs=("images",)) -> onnx.ModelProto:
+    g = helper.make_graph(nodes, "t", [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", cin, side, side])],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in outputs], inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+
+def test_activations_move_past_the_interleave_onto_each_phase_conv():
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((6, 8, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("ConvTranspose", ["z", "w"], ["h"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4),
+             helper.make_node("LeakyRelu", ["h"], ["images"], alpha=0.2)]  # 4x4 -> 7x7: interleave, then crop
+    model = small_model(nodes, 4, 6, [w])
+    x = rng.standard_normal((3, 6, 4, 4)).astype(np.float32)
+    lowered, _ = lower_conv_transpose(onnx.ModelProto.FromString(model.SerializeToString()))
+    onnx.checker.check_model(lowered, full_check=True)
+    producer = {o: nd for nd in lowered.graph.node for o in nd.output}
+    acts = [nd for nd in lowered.graph.node if nd.op_type == "LeakyRelu"]
+    assert len(acts) == 4 and all(producer[a.input[0]].op_type == "Conv" for a in acts)  # one per phase, fusable
+    assert all(a.attribute[0].f == pytest.approx(0.2) for a in acts)
+    assert producer["images"].op_type == "Slice"
+    assert np.abs(run(lowered, x) - run(model, x)).max() < 1e-4
+
+
+def test_a_1x1_conv_on_a_1x1_map_becomes_a_gemm_and_larger_maps_keep_their_conv():
+    rng = np.random.default_rng(6)
+    w = numpy_helper.from_array(rng.standard_normal((16, 8, 1, 1)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(16).astype(np.float32), "b")
+    for side, gemm in ((1, True), (2, False)):
+        nodes = [helper.make_node("Conv", ["z", "w", "b"], ["c"], kernel_shape=[1, 1]),
+                 helper.make_node("Tanh", ["c"], ["images"])]
+        model = small_model(nodes, side, 8, [w, b])
+        x = rng.standard_normal((5, 8, side, side)).astype(np.float32)
+        lowered, n = lower_conv_transpose(onnx.ModelProto.FromString(model.SerializeToString()))
+        ops = [nd.op_type for nd in lowered.graph.node]
+        assert (n, "Gemm" in ops, "Conv" in ops) == (int(gemm), gemm, not gemm)
+        assert np.abs(run(lowered, x) - run(model, x)).max() < 1e-5
