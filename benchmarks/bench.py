@@ -45,6 +45,9 @@ class Stats:
     images_per_s: float
     share_of_peak: float | None = None
     peak_rss_mb: float | None = None
+    # p50 of each round, in run order: this shared machine flips between states that differ by up to
+    # 1.6x at batch 1 for ten seconds or more at a time; the rounds show when that happened in a run
+    round_p50_ms: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -89,11 +92,12 @@ def resolve_sources(model: str) -> tuple[Sources, Any]:
     return src, onnx_spec(src.onnx["fp32"])
 
 
-def _stats(name: str, batch: int, lat: list[float]) -> Stats:
-    a = np.array(lat) * 1e3
+def _stats(name: str, batch: int, rounds: list[list[float]]) -> Stats:
+    a = np.concatenate(rounds) * 1e3
     p50 = float(np.percentile(a, 50))
     return Stats(name, batch, len(a), float(a.min()), p50, float(np.percentile(a, 90)), float(np.percentile(a, 99)),
-                 float(a.mean()), float(a.std()), batch / (p50 / 1e3))
+                 float(a.mean()), float(a.std()), batch / (p50 / 1e3),
+                 round_p50_ms=[round(float(np.median(r)) * 1e3, 4) for r in rounds])
 
 
 def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: int,
@@ -106,19 +110,20 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
             e.run(feeds)
             while time.perf_counter() < end:
                 e.run(feeds)
-        lat: dict[str, list[float]] = {n: [] for n in engines}
+        lat: dict[str, list[list[float]]] = {n: [] for n in engines}
         names = list(engines)
         for r in range(rounds):
             for n in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
                 time.sleep(SETTLE_S)
-                run, end = engines[n].run, time.perf_counter() + ROUND_S
+                run, end, times = engines[n].run, time.perf_counter() + ROUND_S, []
                 while True:
                     t = time.perf_counter()
                     run(feeds)
                     t2 = time.perf_counter()
-                    lat[n].append(t2 - t)
+                    times.append(t2 - t)
                     if t2 >= end:
                         break
+                lat[n].append(times)
             if progress is not None:
                 progress.update(1)
         out += [_stats(n, batch, lat[n]) for n in names]
@@ -193,6 +198,10 @@ def _p50(res: BenchResult, engine: str, batch: int) -> float | None:
     return next((s.p50_ms for s in res.stats if s.engine == engine and s.batch == batch), None)
 
 
+def _rounds(res: BenchResult, engine: str, batch: int) -> np.ndarray:
+    return np.array(next(s.round_p50_ms for s in res.stats if s.engine == engine and s.batch == batch))
+
+
 def derived_figures(res: BenchResult) -> dict[str, Any]:
     """The ratios the targets are stated in, from the same run."""
     d: dict[str, Any] = {}
@@ -203,6 +212,9 @@ def derived_figures(res: BenchResult) -> dict[str, Any]:
     rt, ort = _p50(res, "runtime", 1), _p50(res, "ort", 1)
     if rt and ort:
         d["runtime_overhead_batch1"] = rt / ort - 1
+        # each round runs both within a second, in the same machine state
+        d["runtime_overhead_batch1_median_of_rounds"] = float(np.median(_rounds(res, "runtime", 1) /
+                                                                        _rounds(res, "ort", 1) - 1))
     if ort and _p50(res, "torch", 1):
         d["torch_over_ort_batch1"] = _p50(res, "torch", 1) / ort
     floor = res.roofline.get("batch1_floor_ms")
@@ -210,6 +222,9 @@ def derived_figures(res: BenchResult) -> dict[str, Any]:
         d["ort_batch1_over_floor"] = ort / floor
     if floor and rt:
         d["runtime_batch1_over_floor"] = rt / floor
+        by_round = _rounds(res, "runtime", 1) / floor
+        d["runtime_batch1_over_floor_rounds_min_median_max"] = [round(float(f(by_round)), 3)
+                                                               for f in (np.min, np.median, np.max)]
     if rt and _p50(res, "torch", 1):
         d["runtime_speedup_over_torch_batch1"] = _p50(res, "torch", 1) / rt
     for b in res.batches:  # the default engine against the best of the others (target: <= 1.05)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from gantool.benchmarks import bench
@@ -35,9 +37,18 @@ def test_bench_cli_runs_engines_side_by_side_and_skips_unavailable_ones(tmp_path
     for s in r["stats"]:
         assert s["runs"] >= 2 and 0 < s["min_ms"] <= s["p50_ms"] <= s["p99_ms"] and s["images_per_s"] > 0
         assert s["peak_rss_mb"] > 10 and 0 < s["share_of_peak"] < 1.5
+        assert len(s["round_p50_ms"]) == 2 and s["min_ms"] <= min(s["round_p50_ms"])  # one p50 per round
     assert set(r["skipped"]) == {"trt", "ort-cuda"} and "not installed" in r["skipped"]["trt"]
     assert r["cold_start"]["runtime"]["cold_start_s"] > 0 and r["roofline"]["flops_per_sample"] > 1e6
-    assert {"runtime_overhead_batch1", "torch_over_ort_batch1", "ort_batch1_over_floor"} <= set(r["derived"])
+    d = r["derived"]
+    assert {"runtime_overhead_batch1", "torch_over_ort_batch1", "ort_batch1_over_floor"} <= set(d)
+    rounds = {s["engine"]: s["round_p50_ms"] for s in r["stats"] if s["batch"] == 1}
+    floor = r["roofline"]["batch1_floor_ms"]
+    by_round = [x / floor for x in rounds["runtime"]]
+    assert d["runtime_batch1_over_floor_rounds_min_median_max"] == pytest.approx(
+        [min(by_round), sum(by_round) / 2, max(by_round)], abs=2e-3)  # two rounds: the median is their mean
+    assert d["runtime_overhead_batch1_median_of_rounds"] == pytest.approx(
+        np.mean([a / b - 1 for a, b in zip(rounds["runtime"], rounds["ort"])]))
     assert "skipped trt:" in text and "cold start ort:" in text
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
