@@ -1,7 +1,8 @@
 """`gantool bench`: latency and throughput of generator engines, side by side.
 
-Engines are interleaved round by round (the order rotates, with an idle settle before each round
-so one engine's spinning threads do not slow the next), so machine noise hits all of them alike;
+Engines and batch sizes are interleaved round by round (the order rotates, with an idle settle
+before each engine's turn so one engine's spinning threads do not slow the next), so machine noise
+hits all of them alike;
 each (engine, batch) reports min/p50/p90/p99/mean/std latency after a warm-up, images/s at the
 median, the share of the machine's matmul peak, and the peak RSS of a fresh process that ran it.
 Cold start (import, load, first 1-image sample) is timed in that fresh process too.
@@ -102,32 +103,34 @@ def _stats(name: str, batch: int, rounds: list[list[float]]) -> Stats:
 
 def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: int,
             progress: Any = None) -> list[Stats]:
-    out = []
+    """Every round visits every batch size and, within it, every engine (rotating who goes first), so
+    each (engine, batch) is sampled across the whole run: this machine's state changes on a scale of
+    seconds, and a batch measured in one block would see only one state."""
+    feeds = {b: feeds_for(spec, b) for b in batches}
+    names = list(engines)
     for batch in batches:
-        feeds = feeds_for(spec, batch)
         for e in engines.values():  # warm-up
             end = time.perf_counter() + WARMUP_S
-            e.run(feeds)
+            e.run(feeds[batch])
             while time.perf_counter() < end:
-                e.run(feeds)
-        lat: dict[str, list[list[float]]] = {n: [] for n in engines}
-        names = list(engines)
-        for r in range(rounds):
-            for n in names[r % len(names):] + names[:r % len(names)]:  # rotate who goes first
+                e.run(feeds[batch])
+    lat: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n in names for b in batches}
+    for r in range(rounds):
+        for batch in batches:
+            for n in names[r % len(names):] + names[:r % len(names)]:
                 time.sleep(SETTLE_S)
-                run, end, times = engines[n].run, time.perf_counter() + ROUND_S, []
+                run, x, end, times = engines[n].run, feeds[batch], time.perf_counter() + ROUND_S, []
                 while True:
                     t = time.perf_counter()
-                    run(feeds)
+                    run(x)
                     t2 = time.perf_counter()
                     times.append(t2 - t)
                     if t2 >= end:
                         break
-                lat[n].append(times)
+                lat[n, batch].append(times)
             if progress is not None:
                 progress.update(1)
-        out += [_stats(n, batch, lat[n]) for n in names]
-    return out
+    return [_stats(n, b, lat[n, b]) for b in batches for n in names]
 
 
 def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]) -> dict[str, Any]:
