@@ -19,9 +19,10 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+
+from gantool.fileio import atomic_write_bytes
 
 
 def free_port() -> int:
@@ -154,8 +155,7 @@ def main() -> None:
               "engine_batch256_images_per_s": engine_ips, "runs": runs,
               "served_over_engine_at_64_clients": at64["images_per_s"] / engine_ips,
               "one_image_request_parts_ms": parts}
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
     print(f"engine (ort, batch 256): {engine_ips:.0f} images/s")
     for r in runs:
         print(f"{r['clients']:>3} clients x {r['images_per_request']} images: p50 {r['p50_ms']:.1f} ms  p99 "

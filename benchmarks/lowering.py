@@ -18,6 +18,7 @@ import click
 from gantool.benchmarks.bench import measure
 from gantool.benchmarks.engines import Engine
 from gantool.export.run import run_export
+from gantool.fileio import atomic_write_bytes
 from gantool.runtime.backends.base import infer_split
 from gantool.runtime.backends.ort import OrtBackend
 from gantool.runtime.generator import open_backend
@@ -59,7 +60,7 @@ def main(models: tuple[str, ...], batches: str, threads: int, rounds: int, json_
                 click.echo(f"  {b:>6} " + " ".join(f"{row[n]:>15.3f}" for n in engines)
                            + f"  {row['plain'] / row['lowered+chunks']:>19.2f}x")
     if json_path:
-        Path(json_path).write_text(json.dumps({"threads": threads, "models": report}, indent=1))
+        atomic_write_bytes(json_path, json.dumps({"threads": threads, "models": report}, indent=1).encode())
 
 
 if __name__ == "__main__":

@@ -16,3 +16,4 @@ for m in gan cgan cwgan cgan-in; do
 done
 $PY benchmarks/lowering.py --model cdcgan --model dcgan --threads 2 --json benchmarks/results/lowering.json | tee benchmarks/results/lowering.txt
 $PY benchmarks/load_test.py --model cdcgan --threads 2 --requests 512 --json benchmarks/results/serve_load.json | tee benchmarks/results/serve_load.txt
+$PY benchmarks/overhead.py --model cdcgan --model gan --model dcgan --batch 1,64 --threads 2 --rounds 20 --json benchmarks/results/overhead.json | tee benchmarks/results/overhead.txt

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gantool.errors import GantoolError
-from gantool.noise import make_noise
+from gantool.noise import fresh_noise, make_noise
 from gantool.paths import cached_onnx, shipped_onnx
 from gantool.runtime.backends.base import Backend, infer_split
 from gantool.runtime.images import Uint8Map, make_grid, save_png
@@ -204,10 +203,10 @@ class Generator:
             count = self._count(n if n is not None else len(np.asarray(z)) if np.ndim(z) == 2 else 0)
         else:
             count = self._count(1 if n is None else n)
-        if z is None:
-            if seed is None:
-                seed = secrets.randbits(63)
-            elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        if z is None and seed is None:
+            zz = fresh_noise(count, self.spec.latent_dim, self.spec.noise)  # no seed to replay: no PCG64 to build
+        elif z is None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
                 raise SampleError(f"seed must be a non-negative integer, got {seed!r}.")
             zz = make_noise(int(seed), count, self.spec.latent_dim, self.spec.noise)
         else:

@@ -1,0 +1,75 @@
+"""The runtime's own cost over a bare InferenceSession.run, for each way an app asks for images.
+
+    python benchmarks/overhead.py --model cdcgan --threads 2 --json benchmarks/results/overhead.json
+
+Interleaved by gantool.benchmarks.bench.measure, so every path sees the same machine states:
+- `ort`: a bare session.run on fixed feeds (gantool bench's `ort` engine);
+- `runtime z=`: Generator.sample(labels, z=z): z and label checks, the run, uint8 (gantool bench's
+  `runtime` engine, which must feed every engine the same z);
+- `runtime seed=None`: sample(labels): fresh noise from the thread's generator (gantool.noise);
+- `runtime seed=k`: sample(labels, seed=k), a new seed each call: numpy builds a PCG64 per call.
+The overhead of a path is its p50 over `ort`'s in the same round, median over rounds.
+Needs only the runtime (numpy, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from typing import Any
+
+import click
+import numpy as np
+
+from gantool.benchmarks.bench import measure, resolve_sources
+from gantool.benchmarks.engines import Engine, make_engine
+from gantool.fileio import atomic_write_bytes
+from gantool.runtime import Generator
+
+
+def runtime_paths(g: Generator) -> dict[str, Engine]:
+    seeds = itertools.count(1)
+
+    def ask(feeds: dict[str, np.ndarray]) -> dict[str, Any]:  # labels, or n for unconditional models
+        return {"labels": feeds["labels"]} if "labels" in feeds else {"n": len(feeds["z"])}
+
+    return {"runtime z=": Engine("runtime z=", lambda f: g.sample(z=f["z"], **ask(f))),
+            "runtime seed=None": Engine("runtime seed=None", lambda f: g.sample(**ask(f))),
+            "runtime seed=k": Engine("runtime seed=k", lambda f: g.sample(seed=next(seeds), **ask(f)))}
+
+
+@click.command()
+@click.option("--model", "models", multiple=True, default=["cdcgan"], show_default=True)
+@click.option("--batch", "batches", default="1,64", show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--rounds", type=int, default=20, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def main(models: tuple[str, ...], batches: str, threads: int, rounds: int, json_path: str | None) -> None:
+    sizes = [int(b) for b in batches.split(",")]
+    report = {}
+    for model in models:
+        src, spec = resolve_sources(model)
+        g = Generator.load(src.onnx["fp32"], threads=threads)
+        engines = {"ort": make_engine("ort", src, threads), **runtime_paths(g)}
+        stats = measure(engines, spec, sizes, rounds)
+        for e in engines.values():
+            e.close()
+        g.close()
+        rows = []
+        click.echo(f"{model} ({threads} threads): p50 ms, and overhead over bare ORT (median of per-round ratios)")
+        for b in sizes:
+            base = next(np.array(s.round_p50_ms) for s in stats if s.engine == "ort" and s.batch == b)
+            for s in (s for s in stats if s.batch == b):
+                over = float(np.median(np.array(s.round_p50_ms) / base - 1))
+                rows.append({"engine": s.engine, "batch": b, "p50_ms": s.p50_ms, "overhead": over,
+                             "overhead_us": (s.p50_ms - float(np.median(base))) * 1e3})
+                click.echo(f"  batch {b:>4}  {s.engine:<18}{s.p50_ms:>9.4f} ms  {100 * over:+6.1f}%"
+                           f"  ({rows[-1]['overhead_us']:+.1f} us)")
+        report[model] = {"rows": rows, "stats": [s.__dict__ for s in stats]}
+    if json_path:
+        atomic_write_bytes(json_path, json.dumps({"threads": threads, "rounds": rounds, "models": report},
+                                                 indent=1).encode())
+
+
+if __name__ == "__main__":
+    main()

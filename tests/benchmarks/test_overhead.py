@@ -1,0 +1,27 @@
+"""benchmarks/overhead.py: every way an app asks for images, against a bare session.run."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from gantool.benchmarks import bench, overhead
+
+
+def test_overhead_reports_each_sampling_path_against_bare_ort(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "ROUND_S", 0.02)
+    monkeypatch.setattr(bench, "WARMUP_S", 0.02)
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
+    out = tmp_path / "o.json"
+    r = CliRunner().invoke(overhead.main, ["--model", "cdcgan", "--model", "gan", "--batch", "1,3", "--rounds", "2",
+                                           "--threads", "1", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    report = json.loads(out.read_text())["models"]
+    for model in ("cdcgan", "gan"):
+        rows = report[model]["rows"]
+        assert {(x["engine"], x["batch"]) for x in rows} == {
+            (e, b) for e in ("ort", "runtime z=", "runtime seed=None", "runtime seed=k") for b in (1, 3)}
+        assert all(x["p50_ms"] > 0 for x in rows)
+        assert all(x["overhead"] == 0 for x in rows if x["engine"] == "ort")  # ORT against itself
+    assert "runtime seed=k" in r.output
