@@ -17,8 +17,9 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import click
 import numpy as np
 
 from gantool.benchmarks.engines import ENGINES, Engine, Skip, Sources, feeds_for, make_engine
@@ -131,6 +132,32 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
             if progress is not None:
                 progress.update(1)
     return [_stats(n, b, lat[n, b]) for b in batches for n in names]
+
+
+def script_options(models: list[str], batches: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options of the side-by-side scripts in benchmarks/ (lowering.py, overhead.py)."""
+
+    def int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+        try:
+            sizes = [int(x) for x in value.split(",") if x.strip()]
+        except ValueError:
+            sizes = []
+        if not sizes or min(sizes) < 1:
+            raise click.BadParameter(f"{value!r}: give a comma-separated list of integers >= 1, e.g. 1,64,256.")
+        return sizes
+
+    options = [click.option("--model", "models", multiple=True, default=models, show_default=True),
+               click.option("--batch", "batches", default=batches, show_default=True, callback=int_list),
+               click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True),
+               click.option("--rounds", type=click.IntRange(min=1), default=20, show_default=True),
+               click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)]
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
 
 
 def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]) -> dict[str, Any]:

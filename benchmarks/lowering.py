@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from gantool.benchmarks.bench import measure
+from gantool.benchmarks.bench import measure, script_options
 from gantool.benchmarks.engines import Engine
 from gantool.export.run import run_export
 from gantool.fileio import atomic_write_bytes
@@ -38,24 +38,19 @@ def engines_for(model: str, folder: Path, threads: int) -> tuple[dict[str, Engin
 
 
 @click.command()
-@click.option("--model", "models", multiple=True, default=["cdcgan", "dcgan"], show_default=True)
-@click.option("--batch", "batches", default="1,64,256", show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True)
-@click.option("--rounds", type=int, default=20, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-def main(models: tuple[str, ...], batches: str, threads: int, rounds: int, json_path: str | None) -> None:
-    sizes = [int(b) for b in batches.split(",")]
+@script_options(["cdcgan", "dcgan"], "1,64,256")
+def main(models: tuple[str, ...], batches: list[int], threads: int, rounds: int, json_path: str | None) -> None:
     report = {}
     with tempfile.TemporaryDirectory(prefix="gantool-lowering-") as tmp:
         for model in models:
             engines, spec, chunk = engines_for(model, Path(tmp), threads)
-            stats = measure(engines, spec, sizes, rounds)
+            stats = measure(engines, spec, batches, rounds)
             for e in engines.values():
                 e.close()
             report[model] = {"chunk": chunk, "stats": [s.__dict__ for s in stats]}
             click.echo(f"{model} (ONNX Runtime CPU, {threads} threads; runtime chunk {chunk}): p50 ms")
             click.echo(f"  {'batch':>6} " + " ".join(f"{n:>15}" for n in engines) + "  plain/lowered+chunks")
-            for b in sizes:
+            for b in batches:
                 row = {s.engine: s.p50_ms for s in stats if s.batch == b}
                 click.echo(f"  {b:>6} " + " ".join(f"{row[n]:>15.3f}" for n in engines)
                            + f"  {row['plain'] / row['lowered+chunks']:>19.2f}x")

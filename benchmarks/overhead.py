@@ -21,7 +21,7 @@ from typing import Any
 import click
 import numpy as np
 
-from gantool.benchmarks.bench import measure, resolve_sources
+from gantool.benchmarks.bench import measure, resolve_sources, script_options
 from gantool.benchmarks.engines import Engine, make_engine
 from gantool.fileio import atomic_write_bytes
 from gantool.runtime import Generator
@@ -39,25 +39,20 @@ def runtime_paths(g: Generator) -> dict[str, Engine]:
 
 
 @click.command()
-@click.option("--model", "models", multiple=True, default=["cdcgan"], show_default=True)
-@click.option("--batch", "batches", default="1,64", show_default=True)
-@click.option("--threads", type=int, default=2, show_default=True)
-@click.option("--rounds", type=int, default=20, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-def main(models: tuple[str, ...], batches: str, threads: int, rounds: int, json_path: str | None) -> None:
-    sizes = [int(b) for b in batches.split(",")]
+@script_options(["cdcgan"], "1,64")
+def main(models: tuple[str, ...], batches: list[int], threads: int, rounds: int, json_path: str | None) -> None:
     report = {}
     for model in models:
         src, spec = resolve_sources(model)
         g = Generator.load(src.onnx["fp32"], threads=threads)
         engines = {"ort": make_engine("ort", src, threads), **runtime_paths(g)}
-        stats = measure(engines, spec, sizes, rounds)
+        stats = measure(engines, spec, batches, rounds)
         for e in engines.values():
             e.close()
         g.close()
         rows = []
         click.echo(f"{model} ({threads} threads): p50 ms, and overhead over bare ORT (median of per-round ratios)")
-        for b in sizes:
+        for b in batches:
             base = next(np.array(s.round_p50_ms) for s in stats if s.engine == "ort" and s.batch == b)
             for s in (s for s in stats if s.batch == b):
                 over = float(np.median(np.array(s.round_p50_ms) / base - 1))
