@@ -8,7 +8,8 @@ Interleaved by gantool.benchmarks.bench.measure, so every path sees the same mac
   `runtime` engine, which must feed every engine the same z);
 - `runtime seed=None`: sample(labels): fresh noise from the thread's generator (gantool.noise);
 - `runtime seed=k`: sample(labels, seed=k), a new seed each call: numpy builds a PCG64 per call.
-The overhead of a path is its p50 over `ort`'s in the same round, median over rounds.
+The overhead of a path is its p50 over `ort`'s in the same round (as a ratio, and in microseconds),
+median over rounds.
 Needs only the runtime (numpy, onnxruntime).
 """
 
@@ -55,10 +56,11 @@ def main(models: tuple[str, ...], batches: list[int], threads: int, rounds: int,
         for b in batches:
             base = next(np.array(s.round_p50_ms) for s in stats if s.engine == "ort" and s.batch == b)
             for s in (s for s in stats if s.batch == b):
-                over = float(np.median(np.array(s.round_p50_ms) / base - 1))
-                rows.append({"engine": s.engine, "batch": b, "p50_ms": s.p50_ms, "overhead": over,
-                             "overhead_us": (s.p50_ms - float(np.median(base))) * 1e3})
-                click.echo(f"  batch {b:>4}  {s.engine:<18}{s.p50_ms:>9.4f} ms  {100 * over:+6.1f}%"
+                mine = np.array(s.round_p50_ms)
+                rows.append({"engine": s.engine, "batch": b, "p50_ms": s.p50_ms,
+                             "overhead": float(np.median(mine / base - 1)),
+                             "overhead_us": float(np.median(mine - base)) * 1e3})
+                click.echo(f"  batch {b:>4}  {s.engine:<18}{s.p50_ms:>9.4f} ms  {100 * rows[-1]['overhead']:+6.1f}%"
                            f"  ({rows[-1]['overhead_us']:+.1f} us)")
         report[model] = {"rows": rows, "stats": [s.__dict__ for s in stats]}
     if json_path:
