@@ -2,8 +2,7 @@
 
 Engines and batch sizes are interleaved round by round (the order rotates, with an idle settle
 before each engine's turn so one engine's spinning threads do not slow the next), so machine noise
-hits all of them alike;
-each (engine, batch) reports min/p50/p90/p99/mean/std latency after a warm-up, images/s at the
+hits all of them alike; each (engine, batch) reports min/p50/p90/p99/mean/std latency after a warm-up, images/s at the
 median, the share of the machine's matmul peak, and the peak RSS of a fresh process that ran it.
 Cold start (import, load, first 1-image sample) is timed in that fresh process too.
 """
@@ -134,17 +133,25 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
     return [_stats(n, b, lat[n, b]) for b in batches for n in names]
 
 
+def parse_batches(text: str) -> list[int]:
+    """--batch: a comma-separated list of batch sizes, each >= 1."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise GantoolError(f"--batch {text!r} is not a comma-separated list of integers, e.g. 1,8,64,256.") from None
+    if not values or min(values) < 1:
+        raise GantoolError(f"--batch {text!r}: every value must be an integer >= 1.")
+    return values
+
+
 def script_options(models: list[str], batches: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options of the side-by-side scripts in benchmarks/ (lowering.py, overhead.py)."""
 
     def int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
         try:
-            sizes = [int(x) for x in value.split(",") if x.strip()]
-        except ValueError:
-            sizes = []
-        if not sizes or min(sizes) < 1:
-            raise click.BadParameter(f"{value!r}: give a comma-separated list of integers >= 1, e.g. 1,64,256.")
-        return sizes
+            return parse_batches(value)
+        except GantoolError as e:
+            raise click.BadParameter(str(e)) from None
 
     options = [click.option("--model", "models", multiple=True, default=models, show_default=True),
                click.option("--batch", "batches", default=batches, show_default=True, callback=int_list),

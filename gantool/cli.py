@@ -253,16 +253,6 @@ def inspect_cmd(file: str, json_path: str | None) -> None:
     write_json(json_path, info)
 
 
-def parse_ints(text: str, what: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise GantoolError(f"{what} {text!r} is not a comma-separated list of integers, e.g. 1,8,64,256.") from None
-    if not values or min(values) < 1:
-        raise GantoolError(f"{what} {text!r}: every value must be an integer >= 1.")
-    return values
-
-
 @cli.command("bench")
 @click.option("--engine", "engines", default="runtime,ort,torch", show_default=True,
               help="comma-separated: runtime, ort, ort-fp16, ort-int8, openvino, torch, torch-compile, trt, "
@@ -277,10 +267,10 @@ def parse_ints(text: str, what: str) -> list[int]:
 def bench_cmd(engines: str, model: str, batches: str, threads: int | None, rounds: int, no_cold_start: bool,
               json_path: str | None, output: str | None) -> None:
     """Latency and throughput of engines side by side, interleaved, with the roofline."""
-    from gantool.benchmarks.bench import plot, run_bench, table
+    from gantool.benchmarks.bench import parse_batches, plot, run_bench, table
 
     names = [e.strip() for e in engines.split(",") if e.strip()]
-    res = run_bench(model, names, parse_ints(batches, "--batch"), threads, rounds, cold=not no_cold_start)
+    res = run_bench(model, names, parse_batches(batches), threads, rounds, cold=not no_cold_start)
     click.echo(table(res))
     if output:
         click.echo(plot(res, output))
