@@ -184,8 +184,8 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
 
 def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
               cold: bool = True, show_progress: bool = True) -> BenchResult:
-    from gantool.benchmarks.roofline import matmul_peak
-    from gantool.export.flops import onnx_flops_per_sample
+    from gantool.benchmarks.roofline import matmul_peak, weight_stream_gb_per_s
+    from gantool.export.flops import onnx_flops_per_sample, weight_bytes
 
     for e in engines:
         if e not in ENGINES:
@@ -211,11 +211,14 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
         bar.close()
         for e in ready.values():
             e.close()
-    peak = matmul_peak(threads)
+    peak, stream = matmul_peak(threads), weight_stream_gb_per_s(threads)
     flops = onnx_flops_per_sample(src.onnx["fp32"]) if "fp32" in src.onnx else None
+    weights = weight_bytes(src.onnx["fp32"]) if "fp32" in src.onnx else None
     best = max(peak.values())
     res.roofline = {"matmul_gflops": peak, "peak_gflops": best, "flops_per_sample": flops,
-                    "batch1_floor_ms": flops / (best * 1e9) * 1e3 if flops else None}
+                    "batch1_floor_ms": flops / (best * 1e9) * 1e3 if flops else None,
+                    "weight_bytes": weights, "weight_stream_gb_per_s": stream,
+                    "batch1_weight_stream_ms": weights / (stream * 1e9) * 1e3 if weights and stream else None}
     for s in res.stats:
         if flops:
             s.share_of_peak = s.images_per_s * flops / (best * 1e9)
@@ -262,13 +265,21 @@ def derived_figures(res: BenchResult) -> dict[str, Any]:
         by_round = _rounds(res, "runtime", 1) / floor
         d["runtime_batch1_over_floor_rounds_min_median_max"] = [round(float(f(by_round)), 3)
                                                                for f in (np.min, np.median, np.max)]
+    stream = res.roofline.get("batch1_weight_stream_ms")
+    if stream and rt:
+        d["runtime_batch1_over_weight_stream"] = rt / stream
     if rt and _p50(res, "torch", 1):
         d["runtime_speedup_over_torch_batch1"] = _p50(res, "torch", 1) / rt
     for b in res.batches:  # the default engine against the best of the others (target: <= 1.05)
         mine = _p50(res, "runtime", b)
-        others = [s.p50_ms for s in res.stats if s.batch == b and s.engine != "runtime"]
+        others = {s.engine: s.p50_ms for s in res.stats if s.batch == b and s.engine != "runtime"}
         if mine and others:
-            d[f"runtime_over_best_other_at_batch_{b}"] = mine / min(others)
+            d[f"runtime_over_best_other_at_batch_{b}"] = mine / min(others.values())
+        # `ort` is the runtime's own file and session without the runtime around it: the overhead target
+        # (<= 10%) governs that pair, so the engine comparison also stands without it
+        engines = [p50 for e, p50 in others.items() if e != "ort"]
+        if mine and engines and "ort" in others:
+            d[f"runtime_over_best_other_engine_at_batch_{b}"] = mine / min(engines)
     top = max(res.batches)
     share = next((s.share_of_peak for s in res.stats if s.engine == "runtime" and s.batch == top), None)
     if share is not None:
@@ -281,6 +292,9 @@ def table(res: BenchResult) -> str:
     lines = [f"{res.model}: {r.get('flops_per_sample', 0) / 1e6:.1f} MFLOP/sample; matmul peak "
              f"{r['peak_gflops']:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in r['matmul_gflops'].items())}); "
              f"batch-1 floor {r['batch1_floor_ms']:.4f} ms; {res.threads} threads",
+             *([f"weights {r['weight_bytes'] / 2 ** 20:.2f} MiB, which a batch-1 MatMul streams at "
+                f"{r['weight_stream_gb_per_s']:.0f} GB/s: {r['batch1_weight_stream_ms']:.4f} ms per call"]
+               if r.get("batch1_weight_stream_ms") else []),
              f"{'engine':<14}{'batch':>6}{'min ms':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean':>10}"
              f"{'std':>9}{'img/s':>11}{'%peak':>7}{'RSS MB':>8}"]
     for s in sorted(res.stats, key=lambda s: (s.batch, s.p50_ms)):

@@ -12,7 +12,7 @@ import numpy as np
 
 from gantool.errors import GantoolError
 
-ENGINES = ("runtime", "ort", "ort-fp16", "ort-int8", "openvino", "torch", "torch-compile", "trt", "ort-cuda", "ort-trt")
+ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "torch", "torch-compile", "trt", "ort-cuda", "ort-trt")
 
 
 class Skip(Exception):
@@ -117,21 +117,36 @@ def _torch(src: Sources, threads: int, compiled: bool) -> Engine:
     return Engine("torch-compile" if compiled else "torch", run)
 
 
-def openvino_graph(src: Sources) -> Path:
-    """OpenVINO's best file: the lowered graph with the phase interleave kept (export/lower.py), which it
-    ran faster than the folded one (cdcgan at 256: 21.6 against 29.4 ms). Re-exported from the weights
-    when the model is a zoo name or checkpoint and torch is here; otherwise the given graph."""
+def _reexport(src: Sources, tag: str, **export: bool) -> Path | None:
+    """The model's weights exported again in another form (cached beside the bench's other graphs), or
+    None when there are no weights here to export (an .onnx/.plan was given, or torch is missing)."""
     from gantool.paths import cache_dir
 
     if src.model.endswith((".onnx", ".plan")) or importlib.util.find_spec("torch") is None:
-        return src.onnx["fp32"]
+        return None
     base = src.onnx["fp32"]
-    out = cache_dir() / "bench" / f"{Path(src.model).stem}.openvino.onnx"
+    out = cache_dir() / "bench" / f"{Path(src.model).stem}.{tag}.onnx"
     if not (out.is_file() and out.stat().st_mtime >= base.stat().st_mtime):
         from gantool.export.run import run_export
 
-        run_export(src.model, str(out), fold=False)
+        run_export(src.model, str(out), **export)
     return out
+
+
+def openvino_graph(src: Sources) -> Path:
+    """OpenVINO's best file: the lowered graph with the phase interleave kept (export/lower.py), which it
+    ran faster than the folded one (cdcgan at 256: 21.6 against 29.4 ms); the given graph when there
+    are no weights to re-export."""
+    return _reexport(src, "openvino", fold=False) or src.onnx["fp32"]
+
+
+def plain_graph(src: Sources) -> Path:
+    """What ONNX Runtime gets from a plain torch.onnx export: gantool export --no-lower."""
+    path = _reexport(src, "plain", lower=False)
+    if path is None:
+        raise Skip("needs PyTorch weights (a zoo name or checkpoint, and the train extra) to export the "
+                   "unlowered graph")
+    return path
 
 
 def _openvino(path: Path, threads: int) -> Engine:
@@ -186,6 +201,8 @@ def make_engine(name: str, src: Sources, threads: int) -> Engine:
         return _runtime(src.onnx["fp32"], threads)
     if name == "ort":
         return _ort(src.onnx["fp32"], threads)
+    if name == "ort-plain":
+        return _ort(plain_graph(src), threads)
     if name in ("ort-fp16", "ort-int8"):
         return _ort(src.variant(name[4:]), threads)
     if name == "ort-cuda":

@@ -1,6 +1,10 @@
 """The roofline: the best fp32 matrix product this machine reaches (numpy, PyTorch and ONNX Runtime
 at one thread count, timed in the same run). FLOPs per sample are counted from the ONNX graph by
-gantool.export.flops."""
+gantool.export.flops.
+
+At batch 1 a generator also reads every weight once per call, and they do not stay in a 1 MiB L2
+between calls: `weight_stream_gb_per_s` is how fast ONNX Runtime streams a weight matrix through a
+batch-1 MatMul (a GEMV) of the same size, so weight bytes / that rate is a second, memory floor."""
 
 from __future__ import annotations
 
@@ -12,14 +16,44 @@ import numpy as np
 MATMUL_N = 1024
 
 
-def _best_gflops(fn: Callable[[], Any], flops: float, seconds: float = 1.0) -> float:
+def _best_rate(fn: Callable[[], Any], work: float, seconds: float = 1.0) -> float:
+    """work (FLOPs, bytes) per ns of fn's fastest call in `seconds`: GFLOP/s, GB/s."""
     fn()  # warm-up
     best, end = float("inf"), time.perf_counter() + seconds
     while time.perf_counter() < end:
         t = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - t)
-    return flops / best / 1e9
+    return work / best / 1e9
+
+
+def _matmul_graph(a_shape: tuple[int, int], b_shape: tuple[int, int], b: np.ndarray | None = None) -> bytes:
+    """An ONNX graph images = a @ b; b is a constant weight when given, else an input."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inputs = [helper.make_tensor_value_info("a", TensorProto.FLOAT, list(a_shape))]
+    if b is None:
+        inputs.append(helper.make_tensor_value_info("b", TensorProto.FLOAT, list(b_shape)))
+    g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["images"])], "mm", inputs,
+                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, [a_shape[0], b_shape[1]])],
+                          [] if b is None else [numpy_helper.from_array(b, "b")])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 10
+    return model.SerializeToString()
+
+
+def weight_stream_gb_per_s(threads: int, k: int = 256, n: int = 4096) -> float | None:
+    """GB/s of ONNX Runtime's batch-1 MatMul over a k x n fp32 weight (4 MiB: past L2, inside L3, as a
+    generator's weights are), or None without onnx and onnxruntime."""
+    try:
+        from gantool.runtime.backends.ort import OrtBackend
+
+        w = np.random.default_rng(0).standard_normal((k, n), dtype=np.float32)
+        x = np.ones((1, k), np.float32)
+        with OrtBackend(_matmul_graph((1, k), (k, n), w), threads=threads) as be:
+            return _best_rate(lambda: be.infer({"a": x}), w.nbytes)  # bytes per ns = GB/s
+    except ImportError:
+        return None
 
 
 def matmul_peak(threads: int, n: int = MATMUL_N) -> dict[str, float]:
@@ -27,30 +61,22 @@ def matmul_peak(threads: int, n: int = MATMUL_N) -> dict[str, float]:
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
     flops = 2.0 * n ** 3
-    out: dict[str, float] = {"numpy": _best_gflops(lambda: a @ b, flops)}  # numpy's BLAS threads: set by env
+    out: dict[str, float] = {"numpy": _best_rate(lambda: a @ b, flops)}  # numpy's BLAS threads: set by env
     try:
         import torch
 
         old = torch.get_num_threads()
         torch.set_num_threads(threads)
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        out["torch"] = _best_gflops(lambda: ta @ tb, flops)
+        out["torch"] = _best_rate(lambda: ta @ tb, flops)
         torch.set_num_threads(old)
     except ImportError:
         pass
     try:
-        from onnx import TensorProto, helper
-
         from gantool.runtime.backends.ort import OrtBackend
 
-        g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["images"])], "mm",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n]),
-                               helper.make_tensor_value_info("b", TensorProto.FLOAT, [n, n])],
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [n, n])])
-        model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
-        model.ir_version = 10
-        with OrtBackend(model.SerializeToString(), threads=threads) as be:
-            out["onnxruntime"] = _best_gflops(lambda: be.infer({"a": a, "b": b}), flops)
+        with OrtBackend(_matmul_graph((n, n), (n, n)), threads=threads) as be:
+            out["onnxruntime"] = _best_rate(lambda: be.infer({"a": a, "b": b}), flops)
     except ImportError:
         pass
     return out

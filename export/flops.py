@@ -56,6 +56,16 @@ def peak_activation_values(model: Any) -> int:
     return max(sizes, default=0)
 
 
+def weight_bytes(path: str | Path) -> int:
+    """Bytes of the graph's constant tensors: what a batch-1 call reads besides its activations."""
+    import onnx
+    from onnx import helper
+
+    m = onnx.load(str(path))
+    return sum(int(np.prod(t.dims)) * np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
+               for t in m.graph.initializer)
+
+
 def onnx_flops_per_sample(path: str | Path) -> int:
     """The exporter's recorded count when the file has one, else a count of the graph as it is."""
     import onnx

@@ -255,8 +255,8 @@ def inspect_cmd(file: str, json_path: str | None) -> None:
 
 @cli.command("bench")
 @click.option("--engine", "engines", default="runtime,ort,torch", show_default=True,
-              help="comma-separated: runtime, ort, ort-fp16, ort-int8, openvino, torch, torch-compile, trt, "
-                   "ort-cuda, ort-trt")
+              help="comma-separated: runtime, ort, ort-plain, ort-fp16, ort-int8, openvino, torch, torch-compile, "
+                   "trt, ort-cuda, ort-trt")
 @click.option("--model", required=True, metavar="FILE|NAME", help="zoo name, checkpoint, .onnx or .plan")
 @click.option("--batch", "batches", default="1,8,64,256", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="[default: all cores]")

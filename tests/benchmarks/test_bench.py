@@ -39,6 +39,10 @@ def test_bench_cli_runs_engines_side_by_side_and_skips_unavailable_ones(tmp_path
         assert len(s["round_p50_ms"]) == 2 and s["min_ms"] <= min(s["round_p50_ms"])  # one p50 per round
     assert set(r["skipped"]) == {"trt", "ort-cuda"} and "not installed" in r["skipped"]["trt"]
     assert r["cold_start"]["runtime"]["cold_start_s"] > 0 and r["roofline"]["flops_per_sample"] > 1e6
+    roof = r["roofline"]  # cdcgan's fp32 weights: 3.8 MiB, half of them in its first Gemm
+    assert 3.5 * 2 ** 20 < roof["weight_bytes"] < 4.2 * 2 ** 20 and roof["weight_stream_gb_per_s"] > 1
+    assert roof["batch1_weight_stream_ms"] == pytest.approx(roof["weight_bytes"] / roof["weight_stream_gb_per_s"] / 1e6)
+    assert "a batch-1 MatMul streams at" in text
     d = r["derived"]
     assert {"runtime_overhead_batch1", "torch_over_ort_batch1", "ort_batch1_over_floor"} <= set(d)
     rounds = {s["engine"]: s["round_p50_ms"] for s in r["stats"] if s["batch"] == 1}
@@ -59,3 +63,30 @@ def test_bench_bad_options_are_one_line(capsys):
         assert main(["bench", "--model", "cdcgan", "--no-cold-start", *args]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
+
+
+def test_ort_plain_runs_the_unlowered_export_with_the_same_numbers(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import onnx
+
+    from gantool.benchmarks.engines import Skip, Sources, feeds_for, make_engine, plain_graph
+    from gantool.runtime.generator import onnx_spec
+
+    monkeypatch.setenv("GANTOOL_CACHE", str(tmp_path))
+    src = Sources(model="cdcgan", onnx={"fp32": shipped_onnx("cdcgan")})
+    ops = [n.op_type for n in onnx.load(str(plain_graph(src))).graph.node]
+    assert ops.count("ConvTranspose") == 4 and "DepthToSpace" not in ops  # torch's graph, not lowered
+    feeds = feeds_for(onnx_spec(src.onnx["fp32"]), 3)
+    plain, lowered = make_engine("ort-plain", src, 1), make_engine("ort", src, 1)
+    np.testing.assert_allclose(plain.run(feeds), lowered.run(feeds), atol=1e-5)
+    with pytest.raises(Skip, match="needs PyTorch weights"):  # an exported file has no weights to re-export
+        make_engine("ort-plain", Sources(model=str(shipped_onnx("cdcgan")), onnx={"fp32": shipped_onnx("cdcgan")}), 1)
+
+
+def test_engine_comparison_leaves_out_the_runtimes_own_bare_session():
+    res = bench.BenchResult(model="m", threads=1, batches=[1])
+    res.stats = [bench.Stats(e, 1, 1, t, t, t, t, t, 0.0, 1e3 / t, round_p50_ms=[t])
+                 for e, t in (("runtime", 1.06), ("ort", 1.0), ("openvino", 2.0), ("ort-plain", 1.2))]
+    d = bench.derived_figures(res)
+    assert d["runtime_over_best_other_at_batch_1"] == pytest.approx(1.06)  # against bare ORT on the same file
+    assert d["runtime_over_best_other_engine_at_batch_1"] == pytest.approx(1.06 / 1.2)  # against other engines
