@@ -292,8 +292,8 @@ def table(res: BenchResult) -> str:
     lines = [f"{res.model}: {r.get('flops_per_sample', 0) / 1e6:.1f} MFLOP/sample; matmul peak "
              f"{r['peak_gflops']:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in r['matmul_gflops'].items())}); "
              f"batch-1 floor {r['batch1_floor_ms']:.4f} ms; {res.threads} threads",
-             *([f"weights {r['weight_bytes'] / 2 ** 20:.2f} MiB, which a batch-1 MatMul streams at "
-                f"{r['weight_stream_gb_per_s']:.0f} GB/s: {r['batch1_weight_stream_ms']:.4f} ms per call"]
+             *([(f"weights {r['weight_bytes'] / 2 ** 20:.2f} MiB, which a batch-1 MatMul streams at "
+                 f"{r['weight_stream_gb_per_s']:.0f} GB/s: {r['batch1_weight_stream_ms']:.4f} ms per call")]
                if r.get("batch1_weight_stream_ms") else []),
              f"{'engine':<14}{'batch':>6}{'min ms':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean':>10}"
              f"{'std':>9}{'img/s':>11}{'%peak':>7}{'RSS MB':>8}"]

@@ -12,7 +12,8 @@ import numpy as np
 
 from gantool.errors import GantoolError
 
-ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "torch", "torch-compile", "trt", "ort-cuda", "ort-trt")
+ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "torch", "torch-compile", "trt",
+           "ort-cuda", "ort-trt")
 
 
 class Skip(Exception):
