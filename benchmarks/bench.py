@@ -2,8 +2,9 @@
 
 Engines and batch sizes are interleaved round by round (the order rotates, with an idle settle
 before each engine's turn so one engine's spinning threads do not slow the next), so machine noise
-hits all of them alike; each (engine, batch) reports min/p50/p90/p99/mean/std latency after a warm-up, images/s at the
-median, the share of the machine's matmul peak, and the peak RSS of a fresh process that ran it.
+hits all of them alike; each (engine, batch) reports min/p50/p90/p99/mean/std latency after a
+warm-up, images/s at the median, the share of the machine's matmul peak, and the peak RSS of a
+fresh process that ran it.
 Cold start (import, load, first 1-image sample) is timed in that fresh process too.
 """
 

@@ -81,6 +81,19 @@ def _as_gemm(b: _Builder, x: str, out: str, w: np.ndarray, bias: np.ndarray) -> 
     b.node("Reshape", [y, b.const("s_out", np.array([-1, cout, kh, kw], np.int64))], out)  # (B, Cout, kh, kw)
 
 
+def _bias_name(node: Any) -> str:
+    """A Conv/ConvTranspose node's optional third input, "" when it has none."""
+    return node.input[2] if len(node.input) > 2 else ""
+
+
+def _bias(node: Any, inits: dict[str, Any], cout: int, dtype: Any) -> np.ndarray:
+    """The node's bias (an initializer; the caller checked), or zeros when it has none."""
+    from onnx import numpy_helper
+
+    name = _bias_name(node)
+    return numpy_helper.to_array(inits[name]) if name else np.zeros(cout, dtype)
+
+
 def _conv_as_gemm(node: Any, a: dict[str, Any], inits: dict[str, Any], xs: list[int | None],
                   ys: list[int | None]) -> np.ndarray | None:
     """A 1x1 Conv on a 1x1 map, as the (Cin, Cout, 1, 1) weight _as_gemm takes; else None."""
@@ -219,26 +232,21 @@ def lower_conv_transpose(model: Any, fold: bool = True) -> tuple[Any, int]:
     for node in g.node:
         a = _attrs(node)
         xs, ys = shapes.get(node.input[0]), shapes.get(node.output[0])
-        has_bias = len(node.input) > 2 and node.input[2]
-        if not xs or not ys or None in xs[1:] + ys[1:] or (has_bias and node.input[2] not in inits):
+        if not xs or not ys or None in xs[1:] + ys[1:] or ((bias := _bias_name(node)) and bias not in inits):
             nodes.append(node)
             continue
-
-        def bias(cout: int, dtype: Any) -> np.ndarray:
-            return numpy_helper.to_array(inits[node.input[2]]) if has_bias else np.zeros(cout, dtype)
-
         b = _Builder(f"{node.output[0]}_lowered")
         if (w := _conv_as_gemm(node, a, inits, xs, ys)) is not None:
-            _as_gemm(b, node.input[0], node.output[0], w, bias(w.shape[1], w.dtype))
+            _as_gemm(b, node.input[0], node.output[0], w, _bias(node, inits, w.shape[1], w.dtype))
         elif _lowerable(node, a, inits):
             w = numpy_helper.to_array(inits[node.input[1]])  # (Cin, Cout, kh, kw)
             cout = w.shape[1]
             strides, pads = list(a.get("strides", [1, 1])), list(a.get("pads", [0, 0, 0, 0]))
             if xs[2:] == [1, 1] and strides == [1, 1] and not any(pads):
-                _as_gemm(b, node.input[0], node.output[0], w, bias(cout, w.dtype))
+                _as_gemm(b, node.input[0], node.output[0], w, _bias(node, inits, cout, w.dtype))
             elif not (strides[0] == strides[1] > 1 and cout >= MIN_PHASE_CHANNELS
-                      and _as_phases(b, node.input[0], node.output[0], w, bias(cout, w.dtype), strides[0], pads,
-                                     xs[2:], ys[2:])):
+                      and _as_phases(b, node.input[0], node.output[0], w, _bias(node, inits, cout, w.dtype),
+                                     strides[0], pads, xs[2:], ys[2:])):
                 nodes.append(node)
                 continue
         else:

@@ -2,9 +2,9 @@
 
 Not an automatic choice: on the lowered cdcgan and dcgan graphs ONNX Runtime measured faster at
 every batch (cdcgan at 256: 17.7 ms against OpenVINO's 26.4 ms on the same file, 21.6 ms on its best
-file, which keeps the phase interleave) and level on cgan-in; on gan and cwgan OpenVINO was 20-26%
-faster at batch 256 (benchmarks/results/bench/). The LATENCY hint is used: one request under THROUGHPUT
-measured ~2x slower."""
+file, which keeps the phase interleave); on gan and cwgan OpenVINO was 17-21% faster at batch 256,
+and 0-6% on cgan-in depending on the run (benchmarks/results/bench/). The LATENCY hint is used: one
+request under THROUGHPUT measured ~2x slower."""
 
 from __future__ import annotations
 
