@@ -101,7 +101,7 @@ def parts_of_one_image_request(url: str, model: str, threads: int) -> dict:
     import httpx
 
     from gantool.runtime import Generator
-    from gantool.runtime.images import make_grid
+    from gantool.images import make_grid
     from gantool.serve.app import _png
 
     def med(fn, k: int = 200) -> float:

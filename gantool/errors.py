@@ -21,3 +21,11 @@ class CheckpointError(GantoolError):
 
 class TrainingDiverged(GantoolError):
     """A loss became NaN/inf; the last good checkpoint is kept."""
+
+
+class SpecError(GantoolError, ValueError):
+    """A model spec (from a checkpoint, ONNX metadata or code) has a field of the wrong type or range."""
+
+
+class MetadataError(GantoolError, ValueError):
+    """A generator file's gantool metadata is missing, malformed, or disagrees with its own graph."""

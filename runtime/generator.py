@@ -20,7 +20,7 @@ from gantool.errors import GantoolError
 from gantool.noise import fresh_noise, make_noise
 from gantool.paths import cached_onnx, shipped_onnx
 from gantool.runtime.backends.base import Backend, infer_split
-from gantool.runtime.images import Uint8Map, make_grid, save_png
+from gantool.images import Uint8Map, make_grid, save_png
 from gantool.spec import ZOO_NAMES, ModelSpec
 
 DEFAULT_MAX_N = 65536

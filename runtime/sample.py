@@ -10,7 +10,7 @@ import numpy as np
 from gantool.errors import GantoolError
 from gantool.fileio import atomic_write_bytes
 from gantool.runtime.generator import Generator
-from gantool.runtime.images import make_grid, save_png
+from gantool.images import make_grid, save_png
 
 
 def run_sample(model: str, output: str, labels: list[int] | None, per_label: int, n: int, seed: int,

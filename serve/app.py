@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from gantool.runtime.generator import Generator, SampleError
-from gantool.runtime.images import make_grid
+from gantool.images import make_grid
 from gantool.serve.batcher import MicroBatcher
 from gantool.serve.metrics import Metrics
 

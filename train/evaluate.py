@@ -202,7 +202,7 @@ def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed
                    judge_path: str | None = None, grid_path: str | None = None, progress: bool = False) -> dict[str, Any]:
     """`gantool eval`: load a generator and the judge, measure, write the grid; returns the report."""
     from gantool.errors import GantoolError
-    from gantool.runtime.images import save_png
+    from gantool.images import save_png
     from gantool.train.checkpoint import load_generator
     from gantool.train.data import load_split
     from gantool.train.judge import load_judge

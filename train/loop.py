@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from gantool.errors import CheckpointError, GantoolError, TrainingDiverged
 from gantool.fileio import remove_stale_temps
 from gantool.noise import grid_labels, make_noise
-from gantool.runtime.images import make_grid, save_png, to_uint8
+from gantool.images import make_grid, save_png, to_uint8
 from gantool.spec import ModelSpec
 from gantool.train import losses
 from gantool.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, run_checkpoint, save_checkpoint

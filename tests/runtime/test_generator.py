@@ -48,7 +48,7 @@ def test_full_sample_in_a_process_where_torch_and_onnx_cannot_import(tmp_path):
 
 def test_same_seed_gives_evals_images(cdcgan):
     torch = pytest.importorskip("torch")
-    from gantool.runtime.images import to_uint8
+    from gantool.images import to_uint8
     from gantool.train.evaluate import generate
     from gantool.train.shipped import load_shipped
 

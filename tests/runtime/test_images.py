@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from gantool.fileio import atomic_write_bytes
-from gantool.runtime.images import Uint8Map, make_grid, save_png, to_uint8
+from gantool.images import Uint8Map, make_grid, save_png, to_uint8
 
 
 def test_to_uint8_maps_the_tanh_range_and_clips():

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from gantool.cli import main, parse_labels
+from gantool.cli import main
+from gantool.cli.sampling import parse_labels
 from gantool.paths import shipped_onnx
 
 

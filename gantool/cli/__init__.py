@@ -1,0 +1,36 @@
+"""The `gantool` command: a thin click group. Each command parses options, builds the config and
+calls one library function; heavy imports (torch) stay inside the commands that need them."""
+
+from __future__ import annotations
+
+import click
+
+from gantool.cli import exporting, sampling, serving, training  # noqa: F401  (each registers its commands)
+from gantool.cli.app import cli
+from gantool.errors import GantoolError
+
+__all__ = ["cli", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+    try:
+        rv = cli.main(args=argv, prog_name="gantool", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:  # usage errors: bad option, missing argument, bad choice
+        click.echo(f"gantool: error: {e.format_message()}", err=True)
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("gantool: aborted", err=True)
+        return 130
+    except KeyboardInterrupt:
+        click.echo("gantool: interrupted", err=True)
+        return 130
+    except GantoolError as e:
+        click.echo(f"gantool: error: {e}", err=True)
+        return e.exit_code
+    except OSError as e:  # disk full, permission denied: the user's environment, not a bug
+        click.echo(f"gantool: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", err=True)
+        return 1

@@ -1,0 +1,5 @@
+import sys
+
+from gantool.cli import main
+
+sys.exit(main())

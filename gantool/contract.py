@@ -1,0 +1,269 @@
+"""The generator contract: what a generator file takes, gives and says about itself (torch-free).
+
+In the role optimum's `OnnxConfig` plays for its exporters, one `GeneratorContract` per spec declares
+the I/O signature (names, dtypes, shapes, the dynamic batch axis) and the parity tolerances; the
+exporter writes the graph and its metadata from it, and every reader (parity, TensorRT, the runtime,
+serve, bench) validates a file against it. The metadata schema lives here too: `write_metadata` and
+`read_metadata` are the only code that knows its keys. Label conventions (cycling, grids) live here
+so that `gantool eval`, training grids, the runtime and the server lay images out alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from gantool.errors import GantoolError, MetadataError
+from gantool.noise import NOISE_FUNCTION
+from gantool.spec import ModelSpec
+
+# --- the I/O signature -----------------------------------------------------------------------------
+Z, LABELS, IMAGES = "z", "labels", "images"
+BATCH = "batch"  # the name of the dynamic axis 0 of every input and output
+MAX_BATCH = 65536  # the exporter's declared bound on the batch axis
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One graph tensor: dtype as a numpy name, shape with BATCH (or any str/None) for a dynamic axis."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | str | None, ...]
+
+    def text(self) -> str:
+        return f"{self.name}: {self.dtype} ({', '.join(str(d) for d in self.shape)})"
+
+
+@dataclass(frozen=True)
+class GeneratorContract:
+    """The signature a spec implies: z (batch, latent) float32 [+ labels (batch,) int64] ->
+    images (batch, C, H, W) float32 in spec.output_range."""
+
+    spec: ModelSpec
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        z = TensorSpec(Z, "float32", (BATCH, self.spec.latent_dim))
+        return (z, TensorSpec(LABELS, "int64", (BATCH,))) if self.spec.conditional else (z,)
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return (TensorSpec(IMAGES, "float32", (BATCH, *self.spec.image_shape)),)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {t.name: {0: BATCH} for t in (*self.inputs, *self.outputs)}
+
+    def input_dims(self) -> dict[str, int]:
+        """Input name -> per-sample size (0 for the scalar label): what an engine profile needs."""
+        return {t.name: int(t.shape[1]) if len(t.shape) > 1 else 0 for t in self.inputs}  # type: ignore[arg-type]
+
+    def feeds(self, z: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The feed dict for (z, labels), by the contract's names."""
+        return {Z: z} if labels is None or not self.spec.conditional else {Z: z, LABELS: labels}
+
+    def default_labels(self, n: int) -> np.ndarray | None:
+        """Labels for n samples when none are given: classes cycled 0..K-1 (None: unconditional)."""
+        return cycle_labels(n, self.spec.num_classes) if self.spec.conditional else None
+
+    def check_graph(self, inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec], source: str) -> None:
+        """Raise MetadataError unless the graph's real I/O matches what its metadata declares."""
+        for kind, want, got in (("input", self.inputs, list(inputs)), ("output", self.outputs, list(outputs))):
+            have = {t.name: t for t in got}
+            if set(have) != {t.name for t in want}:
+                raise MetadataError(f"{source}: its gantool metadata declares {kind}s "
+                                    f"{', '.join(t.name for t in want)}, but the graph has "
+                                    f"{', '.join(have) or 'none'}.",
+                                    note="the metadata belongs to another graph; re-export the model with gantool "
+                                         "export.")
+            for t in want:
+                g = have[t.name]
+                if g.dtype != t.dtype or not _shape_fits(g.shape, t.shape):
+                    raise MetadataError(f"{source}: its metadata declares {kind} {t.text()}, but the graph's is "
+                                        f"{g.text()}.",
+                                        note="the metadata belongs to another graph; re-export the model with "
+                                             "gantool export.")
+
+
+def _shape_fits(graph: Sequence[int | str | None], declared: Sequence[int | str | None]) -> bool:
+    """Same rank; every static declared dim equal (a dynamic graph dim fits a static one only for batch)."""
+    if len(graph) != len(declared):
+        return False
+    for i, (g, d) in enumerate(zip(graph, declared)):
+        if isinstance(d, int) and g != d:
+            return False
+        if i == 0 and isinstance(g, int) and g != 1 and d == BATCH:
+            return False  # a fixed batch other than 1 would break every other batch size
+    return True
+
+
+# --- label conventions and grid layout -------------------------------------------------------------
+GRID_COLUMNS = 8  # images per row of an unconditional grid, and per label of a conditional one
+GRID_IMAGES = 64  # an unconditional grid's default size
+
+
+def cycle_labels(n: int, num_classes: int) -> np.ndarray:
+    """0, 1, ..., K-1, 0, 1, ...: the labels of n samples when none are asked for (eval, parity, bench)."""
+    return np.arange(n, dtype=np.int64) % num_classes
+
+
+def grid_labels(rows: Sequence[int] | np.ndarray, per_label: int = GRID_COLUMNS) -> np.ndarray:
+    """A conditional grid's labels: one row per label, `per_label` columns."""
+    return np.repeat(np.asarray(rows, dtype=np.int64), per_label)
+
+
+def grid_columns(conditional: bool, per_label: int = GRID_COLUMNS, n: int = GRID_IMAGES) -> int:
+    """How many images a grid row holds: per_label for conditional grids, GRID_COLUMNS otherwise."""
+    return per_label if conditional else min(GRID_COLUMNS, n)
+
+
+# --- parity tolerances -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Tolerance:
+    """Bounds on |exported - reference| over all pixels, in output units (outputs span spec.output_range,
+    2.0 for Tanh). None leaves that statistic unbounded."""
+
+    max_abs: float | None = None
+    p99_abs: float | None = None
+    mean_abs: float | None = None
+
+    def holds(self, max_abs: float, p99_abs: float, mean_abs: float) -> bool:
+        return all(bound is None or value <= bound for bound, value in
+                   ((self.max_abs, max_abs), (self.p99_abs, p99_abs), (self.mean_abs, mean_abs)))
+
+    def text(self) -> str:
+        parts = [f"{name} abs <= {bound:.0e}" for name, bound in
+                 (("max", self.max_abs), ("p99", self.p99_abs), ("mean", self.mean_abs)) if bound is not None]
+        return ", ".join(parts)
+
+
+# fp32: the exporter's own error. fp16: judged on the emulation (every tensor rounded to fp16). int8 moves
+# single pixels by up to ~0.75 (a quarter of the range), so its max is not bounded; its p99 and mean are,
+# and the judge must agree on what the images show (export/semantic.py).
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(max_abs=1e-4),
+    "fp16": Tolerance(max_abs=3e-2),
+    "int8": Tolerance(p99_abs=0.25, mean_abs=3e-2),
+}
+
+# --- precision vocabulary --------------------------------------------------------------------------
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # what an artifact is computed in (docs/precision.md)
+GRAPHS = ("lowered", "interleaved", "plain")  # export/lower.py's forms of one fp32 graph
+
+# --- metadata --------------------------------------------------------------------------------------
+METADATA_SCHEMA = 2
+_PREFIX = "gantool."
+SCHEMA_KEY = _PREFIX + "schema_version"
+SPEC_KEY = _PREFIX + "spec"
+NOISE_KEY = _PREFIX + "noise_function"
+VERSION_KEY = _PREFIX + "version"
+PRECISION_KEY = _PREFIX + "precision"
+GRAPH_KEY = _PREFIX + "graph"
+FLOPS_KEY = _PREFIX + "flops_per_sample"
+ACTIVATION_KEY = _PREFIX + "peak_activation_values"
+_KEYS = (SCHEMA_KEY, SPEC_KEY, NOISE_KEY, VERSION_KEY, PRECISION_KEY, GRAPH_KEY, FLOPS_KEY, ACTIVATION_KEY)
+
+
+@dataclass(frozen=True)
+class GeneratorMetadata:
+    """Everything a generator file says about itself; the only form the rest of gantool reads."""
+
+    spec: ModelSpec
+    precision: str = "fp32"
+    graph: str = "lowered"
+    gantool_version: str = ""
+    flops_per_sample: int | None = None  # counted before lowering: useful work only
+    peak_activation_values: int | None = None  # the largest tensor of one sample: the CPU chunk size
+    extra: dict[str, str] = field(default_factory=dict)  # non-gantool metadata_props, kept as they are
+
+    @property
+    def contract(self) -> GeneratorContract:
+        return GeneratorContract(self.spec)
+
+    def replace(self, **changes: Any) -> "GeneratorMetadata":
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+
+def write_metadata(meta: GeneratorMetadata) -> dict[str, str]:
+    """The metadata_props (or a sidecar's "metadata") of a generator file."""
+    if meta.precision not in PRECISIONS or meta.graph not in GRAPHS:
+        raise GantoolError(f"metadata precision {meta.precision!r} / graph {meta.graph!r}; allowed: "
+                           f"{', '.join(PRECISIONS)} / {', '.join(GRAPHS)}.")
+    props = {SCHEMA_KEY: str(METADATA_SCHEMA), SPEC_KEY: json.dumps(meta.spec.to_dict(), sort_keys=True),
+             NOISE_KEY: NOISE_FUNCTION, VERSION_KEY: meta.gantool_version, PRECISION_KEY: meta.precision,
+             GRAPH_KEY: meta.graph}
+    if meta.flops_per_sample is not None:
+        props[FLOPS_KEY] = str(meta.flops_per_sample)
+    if meta.peak_activation_values is not None:
+        props[ACTIVATION_KEY] = str(meta.peak_activation_values)
+    return {**meta.extra, **props}
+
+
+def is_gantool_metadata(props: Mapping[str, str]) -> bool:
+    return any(k.startswith(_PREFIX) for k in props)
+
+
+def read_metadata(props: Mapping[str, Any], source: str) -> GeneratorMetadata:
+    """Validate a file's metadata: schema version, noise function and every field's type and range.
+
+    Raises MetadataError with one line that says what is wrong; never trusts a value it has not checked.
+    """
+    if not isinstance(props, Mapping) or not is_gantool_metadata(props):
+        raise MetadataError(f"{source} is not a gantool generator: it has no gantool.* metadata.",
+                            note="export generators with gantool export; it writes the metadata the runtime reads.")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in props.items()):
+        raise MetadataError(f"{source}: its metadata must map strings to strings.")
+    schema = props.get(SCHEMA_KEY)
+    if schema != str(METADATA_SCHEMA):
+        raise MetadataError(f"{source}: gantool metadata schema {schema!r}; this gantool reads schema "
+                            f"{METADATA_SCHEMA}.", note="re-export the model with this gantool (gantool export).")
+    noise = props.get(NOISE_KEY)
+    if noise != NOISE_FUNCTION:
+        raise MetadataError(f"{source} was made for the noise function {noise!r}, but this gantool draws "
+                            f"{NOISE_FUNCTION!r}: a seed would not give the images it was checked with.",
+                            note="re-export the model with this gantool, or use the gantool it was made with.")
+    unknown = sorted(k for k in props if k.startswith(_PREFIX) and k not in _KEYS)
+    if unknown:
+        raise MetadataError(f"{source}: unknown gantool metadata keys {unknown}; schema {METADATA_SCHEMA} has "
+                            f"{', '.join(_KEYS)}.")
+    try:
+        spec_json = json.loads(props.get(SPEC_KEY, ""))
+    except (ValueError, RecursionError):
+        raise MetadataError(f"{source}: its {SPEC_KEY} is not valid JSON.") from None
+    try:
+        spec = ModelSpec.from_dict(spec_json)
+    except GantoolError as e:
+        raise MetadataError(f"{source}: {e}") from None
+    precision, graph = props.get(PRECISION_KEY), props.get(GRAPH_KEY)
+    if precision not in PRECISIONS:
+        raise MetadataError(f"{source}: {PRECISION_KEY} is {precision!r}; allowed: {', '.join(PRECISIONS)}.")
+    if graph not in GRAPHS:
+        raise MetadataError(f"{source}: {GRAPH_KEY} is {graph!r}; allowed: {', '.join(GRAPHS)}.")
+    return GeneratorMetadata(spec=spec, precision=precision, graph=graph, gantool_version=props.get(VERSION_KEY, ""),
+                             flops_per_sample=_count(props, FLOPS_KEY, source),
+                             peak_activation_values=_count(props, ACTIVATION_KEY, source),
+                             extra={k: v for k, v in props.items() if not k.startswith(_PREFIX)})
+
+
+def _count(props: Mapping[str, str], key: str, source: str) -> int | None:
+    if key not in props:
+        return None
+    text = props[key]
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise MetadataError(f"{source}: {key} must be a non-negative integer, got {text[:40]!r}.")
+    return int(text)
+
