@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +31,18 @@ class SampleError(GantoolError, ValueError):
     """Bad input to load() or sample(): a ValueError for apps, one clear line for the CLI."""
 
 
+class ModelNotCached(SampleError):
+    """A 64x64 zoo model has no ONNX in the cache yet; filling it is an export step, above the runtime."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name, self.path = name, path
+        super().__init__(f"{name} does not ship as ONNX (its 64x64 export is large) and is not in the cache "
+                         f"({path}).", note=f"fill the cache once with: gantool export --model {name} --to-cache "
+                                            f"(needs the train and export extras), or pass an exported .onnx file.")
+
+
 def resolve_model(name_or_path: str | Path) -> Path:
-    """A file path as is; a zoo name to its shipped ONNX (28x28 models) or a cached export (64x64)."""
+    """A file path as is; a zoo name to its shipped ONNX (28x28 models) or its cached export (64x64)."""
     p = Path(name_or_path)
     if p.is_file():
         return p
@@ -45,23 +54,8 @@ def resolve_model(name_or_path: str | Path) -> Path:
         return shipped_onnx(name)
     cached = cached_onnx(name)
     if not cached.is_file():
-        _export_to_cache(name, cached)
+        raise ModelNotCached(name, cached)
     return cached
-
-
-def _export_to_cache(name: str, path: Path) -> None:
-    try:
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
-        raise GantoolError(f"{name} does not ship as ONNX (its 64x64 export is large), and exporting it needs the "
-                           f"train and export extras, which are not installed.",
-                           note=f'pip install "gantool[train,export]", or pass an exported file: '
-                                f"gantool export --model {name}") from None
-    from gantool.export.run import run_export
-
-    print(f"exporting {name} once into {path} ...", file=sys.stderr, flush=True)
-    run_export(name, str(path))
 
 
 def read_onnx_metadata(session: Any) -> dict[str, str]:
@@ -227,11 +221,14 @@ class Generator:
         """Raw float output (N, C, H, W), split into the engine's max batch."""
         return infer_split(self.backend, feeds)
 
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        """Raw output (N, C, H, W) -> uint8 images (N, H, W), or (N, H, W, C) for color."""
+        return self.to_uint8.images(raw)
+
     def sample(self, n: int | None = None, labels: Any = None, seed: int | None = None, z: Any = None) -> np.ndarray:
         """uint8 images (N, H, W) (or (N, H, W, C) for color). Conditional models without labels
         cycle 0..K-1, as `gantool eval` does, so a seed gives the same images there."""
-        out = self.to_uint8(self.run(self.inputs(n, labels, seed, z)))
-        return out[:, 0] if out.shape[1] == 1 else out.transpose(0, 2, 3, 1)
+        return self.to_uint8.images(self.run(self.inputs(n, labels, seed, z)))
 
     def grid_images(self, labels: Any = None, per_label: int = 8, n: int = 64,
                     seed: int | None = None) -> tuple[np.ndarray, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 import click
@@ -31,5 +33,29 @@ def need_torch(command: str) -> None:
 @click.version_option(gantool.__version__, prog_name="gantool")
 def cli() -> None:
     """Train classic GANs on MNIST, export them, and sample fast."""
+    show_progress_log()
+
+
+def show_progress_log() -> None:
+    """Library code logs through `logging.getLogger(__name__)`; the CLI shows gantool's INFO lines on
+    stderr, one plain line each (progress and notes), and nothing from other libraries' loggers."""
+    log = logging.getLogger("gantool")
+    if not any(isinstance(h, _Stderr) for h in log.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (tests and callers may swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
 
 

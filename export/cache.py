@@ -1,0 +1,38 @@
+"""Zoo names for the commands above the runtime: the runtime reads shipped and cached ONNX files only;
+filling the cache with a 64x64 model's export is this module's job (it needs torch and onnx)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+from gantool.errors import GantoolError
+from gantool.paths import cached_onnx
+from gantool.runtime.generator import ModelNotCached
+from gantool.runtime.generator import resolve_model as resolve_file
+
+log = logging.getLogger(__name__)
+
+
+def fill_cache(name: str) -> Path:
+    """Export a zoo model's shipped weights once into the cache (validated like any export)."""
+    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise GantoolError(f"{name} does not ship as ONNX, and exporting it into the cache needs "
+                           f"{' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed.",
+                           note=f'pip install "gantool[train,export]", or pass an exported .onnx file.')
+    from gantool.export.run import run_export
+
+    path = cached_onnx(name)
+    log.info("exporting %s once into %s ...", name, path)
+    run_export(name, str(path))
+    return path
+
+
+def resolve_model(model: str | Path) -> Path:
+    """The runtime's resolve_model, filling the cache on a miss: what `sample`, `bench` and `serve` call."""
+    try:
+        return resolve_file(model)
+    except ModelNotCached as miss:
+        return fill_cache(miss.name)
