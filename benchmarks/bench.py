@@ -23,6 +23,7 @@ import click
 import numpy as np
 
 from gantool.benchmarks.engines import ENGINES, Engine, Skip, Sources, feeds_for, make_engine
+from gantool.contract import MAX_BATCH
 from gantool.errors import GantoolError
 
 WARMUP_S = 0.3
@@ -70,19 +71,21 @@ class BenchResult:
 
 
 def resolve_sources(model: str) -> tuple[Sources, Any]:
-    """Where each engine's model comes from, and the spec the model declares."""
-    from gantool.runtime.generator import onnx_spec, resolve_model, spec_from_metadata
+    """Where each engine's model comes from, and the metadata the model's file declares."""
+    from gantool.runtime.backends import open_backend
 
     p = Path(model)
     if p.suffix == ".plan":
         from gantool.runtime.backends.trt import read_sidecar
 
-        side = read_sidecar(p)
         src = Sources(model=model, plan=p)
-        if side.get("source_onnx") and Path(side["source_onnx"]).is_file():
+        side = read_sidecar(p)
+        if Path(str(side.get("source_onnx", ""))).is_file():
             src.onnx["fp32"] = Path(side["source_onnx"])
-        return src, spec_from_metadata(side.get("metadata", {}), model)
-    if p.suffix in (".pt", ".safetensors"):
+        else:
+            raise GantoolError(f"{model}: its source ONNX {side.get('source_onnx')!r} is gone, and the bench compares "
+                               f"every engine on that graph.", note="bench the .onnx file or the zoo name instead.")
+    elif p.suffix in (".pt", ".safetensors"):
         from gantool.export.run import run_export
         from gantool.paths import cache_dir
 
@@ -90,8 +93,16 @@ def resolve_sources(model: str) -> tuple[Sources, Any]:
         run_export(model, str(out))
         src = Sources(model=model, onnx={"fp32": out})
     else:
+        from gantool.export.cache import resolve_model
+
         src = Sources(model=model, onnx={"fp32": resolve_model(model)})
-    return src, onnx_spec(src.onnx["fp32"])
+    probe_backend = open_backend(src.onnx["fp32"], "ort", 1)  # reads and checks the metadata once
+    meta = probe_backend.generator_metadata()
+    probe_backend.deactivate()
+    if meta.precision != "fp32":
+        raise GantoolError(f"{src.onnx['fp32']} is a {meta.precision} graph; the bench derives every variant from "
+                           f"the fp32 export.", note="bench the fp32 .onnx file or the zoo name.")
+    return src, meta
 
 
 def _stats(name: str, batch: int, rounds: list[list[float]]) -> Stats:
@@ -135,14 +146,25 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
 
 
 def parse_batches(text: str) -> list[int]:
-    """--batch: a comma-separated list of batch sizes, each >= 1."""
+    """--batch: a comma-separated list of batch sizes, each in 1..MAX_BATCH."""
     try:
         values = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise GantoolError(f"--batch {text!r} is not a comma-separated list of integers, e.g. 1,8,64,256.") from None
-    if not values or min(values) < 1:
-        raise GantoolError(f"--batch {text!r}: every value must be an integer >= 1.")
+    if not values or min(values) < 1 or max(values) > MAX_BATCH:
+        raise GantoolError(f"--batch {text!r}: every value must be an integer in 1..{MAX_BATCH}.")
     return values
+
+
+def parse_engines(text: str) -> list[str]:
+    """--engine: a comma-separated list of known engine names."""
+    names = [e.strip() for e in text.split(",") if e.strip()]
+    if not names:
+        raise GantoolError(f"--engine {text!r} names no engine; allowed: {', '.join(ENGINES)}.")
+    unknown = [e for e in names if e not in ENGINES]
+    if unknown:
+        raise GantoolError(f"unknown engine {unknown[0]!r}; allowed: {', '.join(ENGINES)}.")
+    return list(dict.fromkeys(names))
 
 
 def script_options(models: list[str], batches: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -185,24 +207,23 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
 
 def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
               cold: bool = True, show_progress: bool = True) -> BenchResult:
-    from gantool.benchmarks.roofline import matmul_peak, weight_stream_gb_per_s
-    from gantool.export.flops import onnx_flops_per_sample, weight_bytes
+    from gantool.benchmarks.roofline import machine_info, matmul_peak, weight_stream_gb_per_s
 
-    for e in engines:
-        if e not in ENGINES:
-            raise GantoolError(f"unknown engine {e!r}; allowed: {', '.join(ENGINES)}.")
-    if not batches or min(batches) < 1:
-        raise GantoolError(f"--batch sizes must be >= 1, got {batches}.")
+    engines = parse_engines(",".join(engines))
+    parse_batches(",".join(map(str, batches)))
     threads = threads or os.cpu_count() or 1
-    src, spec = resolve_sources(model)
-    res = BenchResult(model=model, threads=threads, batches=batches,
-                      machine={"cpus": os.cpu_count(), "python": sys.version.split()[0]})
+    src, meta = resolve_sources(model)
+    spec = meta.spec
+    res = BenchResult(model=model, threads=threads, batches=batches, machine=machine_info())
     ready: dict[str, Engine] = {}
     for name in engines:
         try:
             ready[name] = make_engine(name, src, threads)
         except Skip as s:
             res.skipped[name] = str(s)
+    if not ready:
+        raise GantoolError("no requested engine can run here: " + "; ".join(f"{k}: {v}" for k, v in
+                                                                           res.skipped.items()) + ".")
     from tqdm import tqdm
 
     bar = tqdm(total=rounds * len(batches), desc="bench", unit="round", disable=not show_progress, file=sys.stderr)
@@ -213,26 +234,37 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
         for e in ready.values():
             e.close()
     peak, stream = matmul_peak(threads), weight_stream_gb_per_s(threads)
-    flops = onnx_flops_per_sample(src.onnx["fp32"]) if "fp32" in src.onnx else None
-    weights = weight_bytes(src.onnx["fp32"]) if "fp32" in src.onnx else None
+    flops = meta.flops_per_sample
+    weights = _weight_bytes(src.onnx["fp32"])
     best = max(peak.values())
     res.roofline = {"matmul_gflops": peak, "peak_gflops": best, "flops_per_sample": flops,
                     "batch1_floor_ms": flops / (best * 1e9) * 1e3 if flops else None,
                     "weight_bytes": weights, "weight_stream_gb_per_s": stream,
                     "batch1_weight_stream_ms": weights / (stream * 1e9) * 1e3 if weights and stream else None}
-    for s in res.stats:
+    for st in res.stats:
         if flops:
-            s.share_of_peak = s.images_per_s * flops / (best * 1e9)
+            st.share_of_peak = st.images_per_s * flops / (best * 1e9)
     if cold:
         for name in ready:
             if name == "trt":
                 continue
             res.cold_start[name] = probe(name, src, spec, threads, batches)
-            for s in res.stats:
-                if s.engine == name and "peak_rss_mb" in res.cold_start[name]:
-                    s.peak_rss_mb = res.cold_start[name]["peak_rss_mb"].get(str(s.batch))
+            for st in res.stats:
+                if st.engine == name and "peak_rss_mb" in res.cold_start[name]:
+                    st.peak_rss_mb = res.cold_start[name]["peak_rss_mb"].get(str(st.batch))
     res.derived = derived_figures(res)
     return res
+
+
+def _weight_bytes(path: Path) -> int | None:
+    """Bytes of the graph's weights, counted with onnx (the bench extra); None in a runtime-only install."""
+    import importlib.util
+
+    if importlib.util.find_spec("onnx") is None:
+        return None
+    from gantool.export.flops import weight_bytes
+
+    return weight_bytes(path)
 
 
 def _p50(res: BenchResult, engine: str, batch: int) -> float | None:
@@ -290,9 +322,12 @@ def derived_figures(res: BenchResult) -> dict[str, Any]:
 
 def table(res: BenchResult) -> str:
     r = res.roofline
-    lines = [f"{res.model}: {r.get('flops_per_sample', 0) / 1e6:.1f} MFLOP/sample; matmul peak "
+    floor = f"batch-1 floor {r['batch1_floor_ms']:.4f} ms" if r.get("batch1_floor_ms") else "no FLOP count recorded"
+    m = res.machine
+    lines = [f"{res.model}: {(r.get('flops_per_sample') or 0) / 1e6:.1f} MFLOP/sample; matmul peak "
              f"{r['peak_gflops']:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in r['matmul_gflops'].items())}); "
-             f"batch-1 floor {r['batch1_floor_ms']:.4f} ms; {res.threads} threads",
+             f"{floor}; {res.threads} threads",
+             f"machine: {m.get('cpu_model')} ({m.get('cpus')} cpus; {' '.join(m.get('cpu_flags', [])) or 'no AVX'})",
              *([(f"weights {r['weight_bytes'] / 2 ** 20:.2f} MiB, which a batch-1 MatMul streams at "
                  f"{r['weight_stream_gb_per_s']:.0f} GB/s: {r['batch1_weight_stream_ms']:.4f} ms per call")]
                if r.get("batch1_weight_stream_ms") else []),

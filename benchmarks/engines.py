@@ -10,7 +10,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gantool.contract import GeneratorContract, read_metadata
 from gantool.errors import GantoolError
+from gantool.runtime.backends import Backend, open_backend
 
 ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "torch", "torch-compile", "trt",
            "ort-cuda", "ort-trt")
@@ -25,7 +27,11 @@ class Engine:
     name: str
     run: Callable[[dict[str, np.ndarray]], Any]  # feeds -> output (synchronised)
     close: Callable[[], None] = lambda: None
-    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def backend_engine(backend: Backend, name: str | None = None) -> Engine:
+    """An activated backend as a bench engine: its own infer(), the call the runtime makes."""
+    return Engine(name or backend.engine, backend.infer, backend.deactivate)
 
 
 @dataclass
@@ -35,12 +41,6 @@ class Sources:
     model: str
     onnx: dict[str, Path] = field(default_factory=dict)  # precision -> file
     plan: Path | None = None
-
-    def input_dims(self) -> dict[str, int]:
-        """Input name -> trailing dim (0 for the per-sample label), from the fp32 graph's metadata."""
-        from gantool.runtime.generator import input_dims, onnx_spec
-
-        return input_dims(onnx_spec(self.onnx["fp32"]))
 
     def variant(self, precision: str) -> Path:
         if precision not in self.onnx:
@@ -52,10 +52,8 @@ def feeds_for(spec: Any, batch: int) -> dict[str, np.ndarray]:
     """The same inputs for every engine: the project's noise and labels cycling 0..K-1."""
     from gantool.noise import make_noise
 
-    feeds = {"z": make_noise(batch, batch, spec.latent_dim, spec.noise)}
-    if spec.conditional:
-        feeds["labels"] = np.arange(batch, dtype=np.int64) % spec.num_classes
-    return feeds
+    contract = GeneratorContract(spec)
+    return contract.feeds(make_noise(batch, batch, spec.latent_dim, spec.noise), contract.default_labels(batch))
 
 
 def _make_variant(src: Sources, precision: str) -> Path:
@@ -70,29 +68,29 @@ def _make_variant(src: Sources, precision: str) -> Path:
     if base is not None:  # derive from the given graph, without torch
         import onnx
 
+        from gantool.export.onnx import set_metadata
         from gantool.export.precision import to_fp16, to_int8
         from gantool.fileio import atomic_write_bytes
-        from gantool.runtime.generator import spec_from_metadata
 
+        fp32 = onnx.load(str(base))
+        meta = read_metadata({p.key: p.value for p in fp32.metadata_props}, str(base))
         if precision == "fp16":
-            atomic_write_bytes(out, to_fp16(onnx.load(str(base))).SerializeToString())
+            model = to_fp16(fp32)
         else:
-            meta = {p.key: p.value for p in onnx.load(str(base), load_external_data=False).metadata_props}
-            to_int8(base, out, spec_from_metadata(meta, str(base)))
+            to_int8(base, out, meta.spec)
+            model = onnx.load(str(out))
+        set_metadata(model, meta.replace(precision=precision))
+        atomic_write_bytes(out, model.SerializeToString())
         return out
     raise Skip(f"no fp32 ONNX to derive the {precision} graph from")
 
 
-def _ort(path: Path, threads: int, engine: str = "ort", options: dict[str, Any] | None = None) -> Engine:
-    from gantool.runtime.backends.ort import OrtBackend
-
+def _open(path: Path, engine: str, threads: int, name: str | None = None) -> Engine:
+    """A runtime backend by registry name; an engine that cannot start here is a Skip with the reason."""
     try:
-        b = OrtBackend(path, engine=engine, threads=threads, provider_options=options)
-        b.activate()
+        return backend_engine(open_backend(path, engine, threads), name or engine)
     except GantoolError as e:
         raise Skip(str(e).split(" Note:")[0]) from None
-    session, out = b.session, [b.output]
-    return Engine(engine, lambda feeds: session.run(out, feeds), b.deactivate)
 
 
 def _torch(src: Sources, threads: int, compiled: bool) -> Engine:
@@ -150,23 +148,6 @@ def plain_graph(src: Sources) -> Path:
     return path
 
 
-def _openvino(path: Path, threads: int) -> Engine:
-    if importlib.util.find_spec("openvino") is None:
-        raise Skip("OpenVINO is not installed (pip install openvino)")
-    import openvino as ov
-
-    from gantool.runtime.backends.openvino import compile_config
-
-    compiled = ov.Core().compile_model(str(path), "CPU", compile_config(threads))
-    request = compiled.create_infer_request()
-    out = compiled.outputs[0]
-
-    def run(feeds: dict[str, np.ndarray]) -> Any:
-        return request.infer(feeds)[out]
-
-    return Engine("openvino", run)
-
-
 def _runtime(path: Path, threads: int) -> Engine:
     """The embedded runtime's default (engine auto) and its full path: z checks, inference, uint8."""
     from gantool.runtime import Generator
@@ -182,8 +163,6 @@ def _runtime(path: Path, threads: int) -> Engine:
 def _trt(src: Sources) -> Engine:
     if importlib.util.find_spec("tensorrt") is None:
         raise Skip("TensorRT is not installed (the trt extra needs an NVIDIA GPU)")
-    from gantool.runtime.backends.trt import TrtBackend
-
     plan = src.plan
     if plan is None:
         from gantool.export.trt import Profile, run_build
@@ -191,34 +170,23 @@ def _trt(src: Sources) -> Engine:
 
         plan = cache_dir() / "bench" / f"{Path(src.model).stem}.fp16.plan"
         if not plan.is_file():
-            run_build(str(src.variant("fp16")), str(plan), "fp16", Profile(1, 64, 1024))
-    b = TrtBackend(plan)
-    b.activate()
-    return Engine("trt", b.infer, b.deactivate)  # infer() synchronises the stream
+            run_build(str(src.onnx["fp32"]), str(plan), "fp16", Profile(1, 64, 1024))
+    return _open(plan, "trt", 1)  # infer() synchronises the stream
 
 
 def make_engine(name: str, src: Sources, threads: int) -> Engine:
     if name == "runtime":
         return _runtime(src.onnx["fp32"], threads)
-    if name == "ort":
-        return _ort(src.onnx["fp32"], threads)
+    if name in ("ort", "ort-cuda"):  # the runtime's own backend on its own file, without the Generator around it
+        return _open(src.onnx["fp32"], name, threads)
     if name == "ort-plain":
-        return _ort(plain_graph(src), threads)
+        return _open(plain_graph(src), "ort", threads, name)
     if name in ("ort-fp16", "ort-int8"):
-        return _ort(src.variant(name[4:]), threads)
-    if name == "ort-cuda":
-        return _ort(src.onnx["fp32"], threads, engine=name)
+        return _open(src.variant(name[4:]), "ort", threads, name)
     if name == "ort-trt":  # TensorRT 11 takes the strongly typed fp16 graph; engines are cached
-        from gantool.paths import cache_dir
-        from gantool.runtime.backends.ort import available_providers, trt_provider_options
-
-        if "TensorrtExecutionProvider" not in available_providers():
-            raise Skip("this onnxruntime has no TensorrtExecutionProvider (needs onnxruntime-gpu and TensorRT)")
-        names = src.input_dims()
-        return _ort(src.variant("fp16"), threads, engine=name,
-                    options=trt_provider_options(cache_dir() / "ort-trt", names, 1024))
+        return _open(src.variant("fp16"), name, threads)
     if name == "openvino":
-        return _openvino(openvino_graph(src), threads)
+        return _open(openvino_graph(src), name, threads)
     if name in ("torch", "torch-compile"):
         return _torch(src, threads, compiled=name == "torch-compile")
     if name == "trt":

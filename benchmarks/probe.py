@@ -33,7 +33,7 @@ def main() -> None:
     from gantool.benchmarks.engines import Sources, feeds_for, make_engine
     from gantool.spec import ModelSpec
 
-    src = Sources(model=model, onnx={"fp32": Path(onnx_path)})
+    src = Sources(model=model, onnx={"fp32": Path(onnx_path)})  # the parent checked its metadata
     eng = make_engine(engine, src, int(threads))
     t_load = time.perf_counter()
     spec = ModelSpec.from_dict(json.loads(sys.argv[6]))

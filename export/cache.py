@@ -21,7 +21,7 @@ def fill_cache(name: str) -> Path:
     if missing:
         raise GantoolError(f"{name} does not ship as ONNX, and exporting it into the cache needs "
                            f"{' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed.",
-                           note=f'pip install "gantool[train,export]", or pass an exported .onnx file.')
+                           note='pip install "gantool[train,export]", or pass an exported .onnx file.')
     from gantool.export.run import run_export
 
     path = cached_onnx(name)

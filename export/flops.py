@@ -12,9 +12,6 @@ from typing import Any
 
 import numpy as np
 
-FLOPS_KEY = "gantool.flops_per_sample"
-
-
 def graph_flops_per_sample(model: Any) -> int:
     """Multiply-adds x 2 of Conv, ConvTranspose, Gemm and MatMul for one sample (batch 1)."""
     import onnx
@@ -70,6 +67,8 @@ def onnx_flops_per_sample(path: str | Path) -> int:
     """The exporter's recorded count when the file has one, else a count of the graph as it is."""
     import onnx
 
+    from gantool.contract import read_metadata
+
     m = onnx.load(str(path))
-    recorded = {p.key: p.value for p in m.metadata_props}.get(FLOPS_KEY)
-    return int(recorded) if recorded else graph_flops_per_sample(m)
+    recorded = read_metadata({p.key: p.value for p in m.metadata_props}, str(path)).flops_per_sample
+    return recorded if recorded is not None else graph_flops_per_sample(m)

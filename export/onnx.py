@@ -1,7 +1,8 @@
 """Trace a generator to ONNX with a dynamic batch on every input and output.
 
-The file describes itself in metadata_props (the ModelSpec plus names, dtypes and the noise
-function), so the runtime needs nothing else. BatchNorm is folded by the exporter's optimizer and
+Names, dtypes, shapes and the dynamic axis come from the generator contract (gantool/contract.py),
+and the file describes itself in metadata_props written by the contract's write_metadata, so the
+runtime needs nothing else. BatchNorm is folded by the exporter's optimizer and
 the graph is simplified with onnxslim. ConvTranspose layers are then rewritten into exact equivalents
 that ONNX Runtime's CPU kernels run faster (export/lower.py), after the FLOPs are counted. onnx's
 full checker and shape inference run before the file is written (atomically).
@@ -9,22 +10,21 @@ full checker and shape inference run before the file is written (atomically).
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 import gantool
+from gantool.contract import BATCH, MAX_BATCH, GeneratorContract, GeneratorMetadata, write_metadata
 from gantool.errors import GantoolError
 from gantool.fileio import atomic_write_bytes
-from gantool.noise import NOISE_FUNCTION
 from gantool.spec import ModelSpec
 
-ONNX_METADATA_SCHEMA = 1
-Z, LABELS, IMAGES = "z", "labels", "images"
 DEFAULT_OPSET = 18
+OPSETS = range(17, 24)  # what torch's exporter and current ONNX Runtime releases both run
 
 
 class _Unconditional(nn.Module):
@@ -41,31 +41,21 @@ class _Conditional(_Unconditional):
         return self.g(z, labels)
 
 
-def onnx_metadata(spec: ModelSpec) -> dict[str, str]:
-    """What the runtime reads: every shape, dtype and range comes from here, never from constants."""
-    return {
-        "gantool.schema_version": str(ONNX_METADATA_SCHEMA),
-        "gantool.model": spec.arch,
-        "gantool.latent_dim": str(spec.latent_dim),
-        "gantool.num_classes": str(spec.num_classes),
-        "gantool.conditional": str(spec.conditional).lower(),
-        "gantool.label_dtype": "int64",
-        "gantool.image_shape": json.dumps(list(spec.image_shape)),
-        "gantool.output_range": json.dumps(list(spec.output_range)),
-        "gantool.layout": spec.layout,
-        "gantool.noise_function": NOISE_FUNCTION,
-        "gantool.noise_distribution": spec.noise,
-        "gantool.training_data": spec.dataset,
-        "gantool.version": gantool.__version__,
-        "gantool.spec": json.dumps(spec.to_dict()),
-        "gantool.inputs": json.dumps([Z, LABELS] if spec.conditional else [Z]),
-        "gantool.output": IMAGES,
-    }
+def graph_form(lower: bool, fold: bool) -> str:
+    """The contract's name for what export/lower.py did to the graph."""
+    return "plain" if not lower else "lowered" if fold else "interleaved"
 
 
-def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DEFAULT_OPSET,
-                example_batch: int = 4, lower: bool = True, fold: bool = True) -> Path:
-    """Export, fold, simplify, lower, check and write; returns the path written.
+def set_metadata(model: Any, meta: GeneratorMetadata) -> None:
+    """Replace a ModelProto's metadata_props with the contract's rendering of meta."""
+    del model.metadata_props[:]
+    for k, v in write_metadata(meta).items():
+        model.metadata_props.add(key=k, value=v)
+
+
+def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, example_batch: int = 4,
+                lower: bool = True, fold: bool = True) -> tuple[Any, GeneratorMetadata]:
+    """Export, fold, simplify, lower and check in memory; returns the ModelProto and its metadata.
 
     lower=False keeps every ConvTranspose as torch exported it (the plain graph is easier to read);
     fold=False keeps the phase interleave (export/lower.py), the form OpenVINO runs fastest.
@@ -73,40 +63,44 @@ def export_onnx(spec: ModelSpec, g: nn.Module, path: str | Path, opset: int = DE
     import onnx
     import onnxslim
 
-    from gantool.export.flops import FLOPS_KEY, graph_flops_per_sample, peak_activation_values
+    from gantool.export.flops import graph_flops_per_sample, peak_activation_values
     from gantool.export.lower import lower_conv_transpose
-    from gantool.runtime.backends.ort import ACTIVATION_KEY
-
     from gantool.train.zoo import example_inputs
 
     if example_batch < 2:
         raise GantoolError(f"the example batch must be >= 2 (a batch of 1 can be specialised away), got {example_batch}.")
-    if not 17 <= opset <= 23:
-        raise GantoolError(f"--opset {opset} is not supported; allowed: 17 to 23.")
+    if opset not in OPSETS:
+        raise GantoolError(f"--opset {opset} is not supported; allowed: {OPSETS.start} to {OPSETS.stop - 1}.")
+    contract = GeneratorContract(spec)
     g = g.eval()
     wrapper = _Conditional(g) if spec.conditional else _Unconditional(g)
-    names = [Z, LABELS] if spec.conditional else [Z]
-    batch = torch.export.Dim("batch", min=1, max=65536)
+    batch = torch.export.Dim(BATCH, min=1, max=MAX_BATCH)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(wrapper, example_inputs(spec, example_batch), dynamo=True, opset_version=opset,
-                                    input_names=names, output_names=[IMAGES], optimize=True, verbose=False,
-                                    dynamic_shapes={n: {0: batch} for n in names})
+                                    input_names=contract.input_names, output_names=contract.output_names,
+                                    optimize=True, verbose=False,
+                                    dynamic_shapes={n: {0: batch} for n in contract.input_names})
     model = onnxslim.slim(program.model_proto)
     if model.ir_version > 10:  # keep the file loadable by current ONNX Runtime releases
         model.ir_version = 10
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    meta = onnx_metadata(spec) | {FLOPS_KEY: str(graph_flops_per_sample(model))}
+    flops = graph_flops_per_sample(model)  # before lowering: useful work only
     if lower:
         model, _ = lower_conv_transpose(model, fold)
-    meta[ACTIVATION_KEY] = str(peak_activation_values(model))
-    del model.metadata_props[:]
-    for k, v in meta.items():
-        model.metadata_props.add(key=k, value=v)
+    meta = GeneratorMetadata(spec=spec, precision="fp32", graph=graph_form(lower, fold),
+                             gantool_version=gantool.__version__, flops_per_sample=flops,
+                             peak_activation_values=peak_activation_values(model))
+    set_metadata(model, meta)
     model.producer_name, model.producer_version = "gantool", gantool.__version__
     model.doc_string = f"gantool {spec.arch} generator"
     onnx.checker.check_model(model, full_check=True)
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    path = Path(path)
+    return model, meta
+
+
+def export_onnx_file(spec: ModelSpec, g: nn.Module, path: str | Path, **kw: Any) -> tuple[Path, GeneratorMetadata]:
+    """export_onnx, written atomically to path (for tests and scripts that want only the fp32 graph)."""
+    model, meta = export_onnx(spec, g, **kw)
     atomic_write_bytes(path, model.SerializeToString())
-    return path
+    return Path(path), meta

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -21,10 +20,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from gantool.fileio import atomic_write_bytes
+from gantool.contract import GeneratorContract
 from gantool.noise import make_noise
 from gantool.spec import ModelSpec
 
-PRECISIONS = ("fp32", "fp16", "int8")
+EXPORT_PRECISIONS = ("fp32", "fp16", "int8")  # of the contract's PRECISIONS, what gantool export makes
 # Op types kept in fp32 in the fp16 graph, on top of the converter's own block list. The zoo needs
 # none: measured on the shipped models, the all-fp16 emulation stays within FP16's 3e-2 bar.
 FP16_KEEP_FP32_OPS: tuple[str, ...] = ()
@@ -87,12 +87,11 @@ def fp16_emulation(model: Any) -> Any:
 def calibration_batches(spec: ModelSpec, n: int = INT8_CALIBRATION_SAMPLES, batch: int = 64,
                         seed: int = 12345) -> Iterator[dict[str, np.ndarray]]:
     """Generated inputs: the project's noise, every label equally often."""
+    contract = GeneratorContract(spec)
     z = make_noise(seed, n, spec.latent_dim, spec.noise)
+    labels = contract.default_labels(n)
     for i in range(0, n, batch):
-        feeds = {"z": z[i:i + batch]}
-        if spec.conditional:
-            feeds["labels"] = (np.arange(i, min(i + batch, n), dtype=np.int64) % spec.num_classes)
-        yield feeds
+        yield contract.feeds(z[i:i + batch], None if labels is None else labels[i:i + batch])
 
 
 def to_int8(fp32_path: str | Path, out_path: str | Path, spec: ModelSpec) -> Path:
@@ -106,13 +105,7 @@ def to_int8(fp32_path: str | Path, out_path: str | Path, spec: ModelSpec) -> Pat
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.it, None)
 
-    quiet = logging.getLogger()  # onnxruntime.quantization logs advice to the root logger
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        _quantize(fp32_path, out_path, Reader())
-    finally:
-        quiet.setLevel(level)
+    _quantize(fp32_path, out_path, Reader())
     return Path(out_path)
 
 

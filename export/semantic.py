@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
+from gantool.contract import GeneratorContract
 from gantool.noise import make_noise
 from gantool.runtime.backends.base import Backend
 from gantool.spec import ModelSpec
@@ -36,7 +36,7 @@ class JudgeAgreement:
     def text(self) -> str:
         acc = ("" if self.label_accuracy_fp32 is None else
                f"; label accuracy {self.label_accuracy_fp32:.2%} -> {self.label_accuracy_low:.2%}")
-        return (f"judge agreement: {self.runner} vs torch fp32 on {self.n} samples: {self.agreement:.2%} "
+        return (f"judge agreement: {self.runner} against torch fp32 on {self.n} samples: {self.agreement:.2%} "
                 f"(bar {self.bar:.0%}), FD-judge between the sets {self.fd_between:.3g}{acc} "
                 f"{'PASSED' if self.passed else 'FAILED'}")
 
@@ -50,15 +50,15 @@ def judge_agreement(spec: ModelSpec, g: torch.nn.Module, backend: Backend, preci
     from gantool.train.judge import load_judge
 
     judge, _ = load_judge()
+    contract = GeneratorContract(spec)
     z = make_noise(seed, n, spec.latent_dim, spec.noise)
-    labels = np.arange(n, dtype=np.int64) % spec.num_classes if spec.conditional else None
+    labels = contract.default_labels(n)
     ref, low = [], []
     with torch.no_grad(), backend:
         for i in range(0, n, 500):
             zi, yi = z[i:i + 500], None if labels is None else labels[i:i + 500]
             ref.append(g.eval()(torch.from_numpy(zi), None if yi is None else torch.from_numpy(yi)).float())
-            feeds = {"z": zi} if yi is None else {"z": zi, "labels": yi}
-            low.append(torch.from_numpy(backend.infer(feeds)).float())
+            low.append(torch.from_numpy(backend.infer(contract.feeds(zi, yi))).float())
     f_ref, p_ref = judge_outputs(judge, torch.cat(ref).clamp(-1, 1))
     f_low, p_low = judge_outputs(judge, torch.cat(low).clamp(-1, 1))
     acc = (None, None) if labels is None else (float((p_ref == labels).mean()), float((p_low == labels).mean()))

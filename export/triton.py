@@ -1,7 +1,8 @@
 """A Triton Inference Server model repository for a generator: REPO/NAME/config.pbtxt + 1/model.onnx
 (or 1/model.plan from a built engine), so users who outgrow one machine can serve it on Triton.
 
-Input/output names, dtypes and dims are read from the ONNX graph itself, never restated.
+Input/output names, dtypes and dims come from the generator contract, which the export checked
+against the graph itself; the metadata rides in the config's parameters.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from gantool.contract import SPEC_KEY, GeneratorMetadata, TensorSpec, write_metadata
 from gantool.errors import GantoolError
-from gantool.fileio import atomic_write_bytes
+from gantool.fileio import atomic_write_bytes, staged
 
-# ONNX TensorProto elem_type -> Triton DataType name
-TRITON_TYPES = {1: "TYPE_FP32", 10: "TYPE_FP16", 7: "TYPE_INT64", 6: "TYPE_INT32", 2: "TYPE_UINT8"}
+# contract dtype -> Triton DataType name
+TRITON_TYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
+                "uint8": "TYPE_UINT8"}
 DEFAULT_MAX_BATCH = 256
 DEFAULT_QUEUE_DELAY_US = 500
 
@@ -27,21 +30,12 @@ class TensorDesc:
     dims: tuple[int, ...]  # without the batch dimension
 
 
-def onnx_io(model_path: str | Path) -> tuple[list[TensorDesc], list[TensorDesc]]:
-    import onnx
-
-    m = onnx.load(str(model_path), load_external_data=False)
-    init = {i.name for i in m.graph.initializer}
-
-    def desc(v: object) -> TensorDesc:
-        t = v.type.tensor_type  # type: ignore[attr-defined]
-        if t.elem_type not in TRITON_TYPES:
-            raise GantoolError(f"tensor {v.name!r} has ONNX type {t.elem_type}, which this exporter does not map "  # type: ignore[attr-defined]
-                               f"to Triton; allowed: float32, float16, int64, int32, uint8.")
-        dims = tuple(d.dim_value for d in t.shape.dim[1:])  # dim 0 is the dynamic batch
-        return TensorDesc(v.name, TRITON_TYPES[t.elem_type], dims)  # type: ignore[attr-defined]
-
-    return [desc(v) for v in m.graph.input if v.name not in init], [desc(v) for v in m.graph.output]
+def tensor_desc(t: TensorSpec) -> TensorDesc:
+    """A contract tensor as Triton sees it: dims without the batch axis."""
+    if t.dtype not in TRITON_TYPES:
+        raise GantoolError(f"tensor {t.name!r} has dtype {t.dtype}, which this exporter does not map to Triton; "
+                           f"allowed: {', '.join(TRITON_TYPES)}.")
+    return TensorDesc(t.name, TRITON_TYPES[t.dtype], tuple(int(d) for d in t.shape[1:]))  # type: ignore[arg-type]
 
 
 def _tensor_block(t: TensorDesc) -> str:
@@ -52,7 +46,7 @@ def _tensor_block(t: TensorDesc) -> str:
 
 
 def config_pbtxt(name: str, platform: str, inputs: list[TensorDesc], outputs: list[TensorDesc], max_batch: int,
-                 spec_json: str, queue_delay_us: int = DEFAULT_QUEUE_DELAY_US) -> str:
+                 metadata: dict[str, str], queue_delay_us: int = DEFAULT_QUEUE_DELAY_US) -> str:
     preferred = sorted({b for b in (8, 32, 64, 128, 256, max_batch) if b <= max_batch})
     return "\n".join([
         f'name: "{name}"',
@@ -63,12 +57,13 @@ def config_pbtxt(name: str, platform: str, inputs: list[TensorDesc], outputs: li
         "dynamic_batching {\n"
         f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]\n"
         f"  max_queue_delay_microseconds: {queue_delay_us}\n}}",
-        f'parameters {{\n  key: "gantool.spec"\n  value: {{ string_value: {json.dumps(spec_json)} }}\n}}',
+        *(f'parameters {{\n  key: "{k}"\n  value: {{ string_value: {json.dumps(v)} }}\n}}'
+          for k, v in sorted(metadata.items())),
         "",
     ])
 
 
-def write_repository(repo: str | Path, name: str, onnx_path: str | Path, spec_json: str,
+def write_repository(repo: str | Path, metadata: GeneratorMetadata, onnx_path: str | Path,
                      max_batch: int = DEFAULT_MAX_BATCH, plan: str | Path | None = None) -> Path:
     """Write REPO/NAME/{config.pbtxt, 1/model.onnx|model.plan}; returns the model folder."""
     if max_batch < 1:
@@ -76,17 +71,21 @@ def write_repository(repo: str | Path, name: str, onnx_path: str | Path, spec_js
     repo = Path(repo)
     if repo.exists() and not repo.is_dir():
         raise GantoolError(f"-o {repo} is a file; a Triton model repository is a folder.")
-    inputs, outputs = onnx_io(onnx_path)
+    contract = metadata.contract
+    inputs, outputs = [tensor_desc(t) for t in contract.inputs], [tensor_desc(t) for t in contract.outputs]
+    name = metadata.spec.arch
     folder = repo / name
     (folder / "1").mkdir(parents=True, exist_ok=True)
     if plan is None:
         atomic_write_bytes(folder / "1" / "model.onnx", Path(onnx_path).read_bytes())
         platform = "onnxruntime_onnx"
     else:
-        tmp = folder / "1" / ".model.plan.tmp"
-        shutil.copyfile(plan, tmp)
-        tmp.replace(folder / "1" / "model.plan")
+        with staged(folder / "1" / "model.plan") as tmp:
+            shutil.copyfile(plan, tmp)
         platform = "tensorrt_plan"
     atomic_write_bytes(folder / "config.pbtxt",
-                       config_pbtxt(name, platform, inputs, outputs, max_batch, spec_json).encode())
+                       config_pbtxt(name, platform, inputs, outputs, max_batch, write_metadata(metadata)).encode())
     return folder
+
+
+__all__ = ["SPEC_KEY", "config_pbtxt", "tensor_desc", "write_repository"]

@@ -10,33 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from gantool.contract import GeneratorMetadata, write_metadata
 from gantool.errors import GantoolError
-from gantool.fileio import atomic_write_bytes, atomic_write_json
-from gantool.spec import ModelSpec
+from gantool.fileio import atomic_write_bytes, refuse_overwrite, staged
+from gantool.runtime.backends.ort import OrtBackend
+from gantool.runtime.backends.trt import SIDECAR_SCHEMA, TensorRTMissing, import_tensorrt, sidecar_path
 
-SIDECAR_SCHEMA = 1
+__all__ = ["Profile", "TensorRTMissing", "build_plan", "import_tensorrt", "run_build"]
+
+log = logging.getLogger(__name__)
 WORKSPACE_BYTES = 1 << 30
-
-
-class TensorRTMissing(GantoolError):
-    exit_code = 2
-
-
-def import_tensorrt() -> ModuleType:
-    try:
-        import tensorrt
-    except ImportError:
-        raise TensorRTMissing("TensorRT is not installed, so no engine can be built or run here.",
-                              note='on a machine with an NVIDIA GPU: pip install "gantool[trt]" (tensorrt wheels '
-                                   "come from NVIDIA's index, pypi.nvidia.com); export --precision fp16 works "
-                                   "without it.") from None
-    return tensorrt
+ENGINE_PRECISIONS = ("fp16", "fp32")
 
 
 @dataclass(frozen=True)
@@ -51,10 +41,6 @@ class Profile:
                                f"opt {self.opt_batch}, max {self.max_batch}.")
 
 
-def sidecar_path(plan: str | Path) -> Path:
-    return Path(str(plan) + ".json")
-
-
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -63,26 +49,11 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def onnx_metadata_of(path: str | Path) -> dict[str, str]:
-    import onnx
-
-    try:
-        m = onnx.load(str(path), load_external_data=False)
-    except Exception as e:
-        raise GantoolError(f"{path}: not a readable ONNX file ({type(e).__name__}).") from None
-    meta = {p.key: p.value for p in m.metadata_props}
-    if "gantool.spec" not in meta:
-        raise GantoolError(f"{path}: not a gantool generator (no gantool.* metadata).",
-                           note="export it with gantool export first.")
-    return meta
-
-
-def build_plan(onnx_path: str | Path, plan_path: str | Path, profile: Profile, precision: str = "fp16",
+def build_plan(onnx_path: str | Path, plan_path: str | Path, profile: Profile, meta: GeneratorMetadata,
                timing_cache: str | Path | None = None, verbose: bool = False) -> dict[str, Any]:
-    """Parse, build and serialise; writes the plan and its sidecar atomically and returns the sidecar."""
+    """Parse, build and serialise; writes the plan and its sidecar (the metadata in the contract's
+    schema, the profile, the build's TensorRT and GPU) only once both are complete. Returns the sidecar."""
     trt = import_tensorrt()
-    meta = onnx_metadata_of(onnx_path)
-    spec = json.loads(meta["gantool.spec"])
     logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)
     major = int(trt.__version__.split(".")[0])
@@ -95,10 +66,9 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, profile: Profile, p
         raise GantoolError(f"TensorRT could not parse {onnx_path}: {errors[:400]}")
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     outputs = [network.get_output(i) for i in range(network.num_outputs)]
-    for t in inputs:
-        print(f"[trt] input  {t.name}: {t.dtype} {tuple(t.shape)}")
-    for t in outputs:
-        print(f"[trt] output {t.name}: {t.dtype} {tuple(t.shape)}")
+    for kind, tensors in (("input", inputs), ("output", outputs)):
+        for t in tensors:
+            log.info("[trt] %-6s %s: %s %s", kind, t.name, t.dtype, tuple(t.shape))
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     opt_profile = builder.create_optimization_profile()
@@ -114,23 +84,20 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, profile: Profile, p
     if serialized is None:
         raise GantoolError(f"TensorRT failed to build an engine from {onnx_path}.",
                            note="rerun with --verbose to see the builder log.")
-    if cache_file is not None:
+    if cache_file is not None:  # updated by design, atomically
         atomic_write_bytes(cache_file, bytes(config.get_timing_cache().serialize()))
     sidecar = {
-        "gantool.sidecar_schema": SIDECAR_SCHEMA,
-        "spec": spec,
-        "metadata": meta,
+        "sidecar_schema": SIDECAR_SCHEMA,
+        "metadata": write_metadata(meta),
         "profile": asdict(profile),
-        "precision": precision,
         "tensorrt_version": trt.__version__,
         "gpu": _gpu_name(),
         "source_onnx": str(onnx_path),
         "source_onnx_sha256": sha256_file(onnx_path),
-        "inputs": [{"name": t.name, "dtype": str(t.dtype)} for t in inputs],
-        "outputs": [{"name": t.name, "dtype": str(t.dtype)} for t in outputs],
     }
-    atomic_write_bytes(Path(plan_path), bytes(serialized))
-    atomic_write_json(sidecar_path(plan_path), sidecar)
+    with staged(plan_path) as plan_tmp, staged(sidecar_path(plan_path)) as side_tmp:
+        plan_tmp.write_bytes(bytes(serialized))
+        side_tmp.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return sidecar
 
 
@@ -146,7 +113,7 @@ def _gpu_name() -> str:
 
 def run_build(model: str, output: str | None, precision: str, profile: Profile,
               timing_cache: str | None = None, verbose: bool = False) -> tuple[Path, dict[str, Any], Any]:
-    """`gantool build --engine trt`: export (unless given an .onnx), build, then check the engine
+    """`gantool build --engine trt`: export once (unless given an .onnx), build, then check the engine
     against ONNX Runtime on the fp32 graph. Returns (plan path, sidecar, parity report)."""
     import tempfile
 
@@ -154,41 +121,61 @@ def run_build(model: str, output: str | None, precision: str, profile: Profile,
     from gantool.runtime.backends.trt import TrtBackend
 
     import_tensorrt()  # fail fast, before any export work
-    if precision not in ("fp16", "fp32"):
-        raise GantoolError(f"unknown engine precision {precision!r}; allowed: fp16, fp32.")
+    if precision not in ENGINE_PRECISIONS:
+        raise GantoolError(f"unknown engine precision {precision!r}; allowed: {', '.join(ENGINE_PRECISIONS)}.")
     with tempfile.TemporaryDirectory(prefix="gantool-build-") as tmp:
         if model.endswith(".onnx"):
             if not Path(model).is_file():
                 raise GantoolError(f"--model {model}: no such ONNX file.")
-            source, reference = Path(model), Path(model)
+            reference = Path(model)
+            with OrtBackend(reference) as probe:
+                meta = probe.generator_metadata()
         else:
             from gantool.export.run import run_export
 
-            source = run_export(model, str(Path(tmp) / f"model.{precision}.onnx"), precision=precision).path
-            reference = run_export(model, str(Path(tmp) / "model.onnx"), precision="fp32").path
-        arch = json.loads(onnx_metadata_of(source)["gantool.spec"])["arch"]
-        plan = Path(output) if output else Path(f"{arch}.{precision}.plan")
-        sidecar = build_plan(source, plan, profile, precision, timing_cache, verbose)
-        spec = ModelSpec.from_dict(sidecar["spec"])
-        try:
-            report = compare_backend(spec, TrtBackend(plan), _ort_reference(reference), precision,
+            fp32 = run_export(model, str(Path(tmp) / "model.onnx"), precision="fp32")  # one export, one parity run
+            reference, meta = fp32.path, fp32.metadata
+        if meta.precision == precision:
+            source = reference
+        elif meta.precision == "fp32" and precision == "fp16":
+            source = _fp16_graph(reference, meta, Path(tmp) / "model.fp16.onnx")
+        else:
+            raise GantoolError(f"--model {model} is a {meta.precision} graph; a {precision} engine is built from an "
+                               f"fp32 or {precision} graph.", note=f"pass the fp32 export, or --precision {meta.precision}.")
+        meta = meta.replace(precision=precision)
+        plan = Path(output) if output else Path(f"{meta.spec.arch}.{precision}.plan")
+        refuse_overwrite({"-o": plan}, {"--model": model, "--timing-cache": timing_cache})
+        with tempfile.TemporaryDirectory(prefix="gantool-plan-", dir=plan.parent if str(plan.parent) else ".") as stage:
+            staged_plan = Path(stage) / plan.name  # checked before it replaces anything at -o
+            sidecar = build_plan(source, staged_plan, profile, meta, timing_cache, verbose)
+            report = compare_backend(meta.spec, TrtBackend(staged_plan), _ort_reference(reference), precision,
                                      reference_name="onnxruntime-cpu fp32")
             if not report.passed:
                 raise ParityError([report])
-        except BaseException:
-            plan.unlink(missing_ok=True)
-            sidecar_path(plan).unlink(missing_ok=True)
-            raise
+            os.replace(sidecar_path(staged_plan), sidecar_path(plan))
+            os.replace(staged_plan, plan)
     return plan, sidecar, report
 
 
-def _ort_reference(path: Path) -> Any:
-    from gantool.runtime.backends.ort import OrtBackend
+def _fp16_graph(fp32_path: Path, meta: GeneratorMetadata, out: Path) -> Path:
+    """The strongly typed fp16 graph TensorRT builds an FP16 engine from, derived from the fp32 export."""
+    import onnx
 
+    from gantool.export.onnx import set_metadata
+    from gantool.export.precision import to_fp16
+
+    fp16 = to_fp16(onnx.load(str(fp32_path)))
+    set_metadata(fp16, meta.replace(precision="fp16"))
+    atomic_write_bytes(out, fp16.SerializeToString())
+    return out
+
+
+def _ort_reference(path: Path) -> Any:
     backend = OrtBackend(path.read_bytes(), name="onnxruntime-cpu fp32")
     backend.activate()
+    contract = backend.generator_metadata().contract
 
     def run(z: Any, labels: Any) -> Any:
-        return backend.infer({"z": z} if labels is None else {"z": z, "labels": labels})
+        return backend.infer(contract.feeds(z, labels))
 
     return run

@@ -1,3 +1,3 @@
 """gantool: train classic GANs, export them, and sample fast."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,41 +1,77 @@
-"""Atomic file writes: a reader never sees half a file, and a crash leaves the old one intact."""
+"""Atomic file writes: a reader never sees half a file, and a crash leaves the old one intact.
+
+Temp files live beside their target, named `.TARGET.PID.XXXX.tmp`, so that a later run can tell a
+temp whose writer was killed (its process is gone) from one a live process is still writing.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target."""
+@contextmanager
+def scratch(path: str | os.PathLike) -> Iterator[Path]:
+    """An empty temp file beside path (readable as umask allows), removed when the block ends."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shared files unreadable to others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        yield tmp
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged(path: str | os.PathLike) -> Iterator[Path]:
+    """A temp file in path's folder, for the block to write and check; it replaces path (fsynced, by
+    rename) only when the block finishes without an exception, and is removed in every other case."""
+    with scratch(path) as tmp:
+        yield tmp
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over the target."""
+    with staged(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> None:
-    """Delete temp files a killed writer left behind (their targets are untouched)."""
-    for p in Path(folder).glob(".*.tmp"):
-        p.unlink(missing_ok=True)
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike, target: str | None = None) -> list[Path]:
+    """Delete temp files whose writer was killed (their targets are untouched); with target, only the
+    temps of that file name. A temp of a live process is left alone. Returns what was removed."""
+    removed = []
+    for p in Path(folder).glob(f".{target or '*'}.*.tmp"):
+        pid = p.name[:-len(".tmp")].rsplit(".", 2)[-2]
+        if not pid.isdigit() or not _alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -1,30 +1,30 @@
 """`Generator`: what apps embed. Load an exported generator, sample uint8 images.
 
 Everything it needs (latent size, class count, image shape, output range, noise distribution)
-comes from the file's own metadata: the ONNX metadata_props or a TensorRT plan's sidecar. It never
-imports torch or onnx; noise comes from gantool.noise, so a seed gives the images `gantool eval`
-and every backend give, within the precision's tolerance.
+comes from the file's own metadata, read and checked through gantool.contract by the backend that
+opened it. It never imports torch, onnx, gantool.train or gantool.export; noise comes from
+gantool.noise, so a seed gives the images `gantool eval` and every backend give, within the
+precision's tolerance.
 """
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gantool.contract import GRID_COLUMNS, GRID_IMAGES, MAX_BATCH, Z_LIMIT, grid_columns, grid_labels
 from gantool.errors import GantoolError
+from gantool.images import Uint8Map, make_grid, save_png
 from gantool.noise import fresh_noise, make_noise
 from gantool.paths import cached_onnx, shipped_onnx
-from gantool.runtime.backends.base import Backend, infer_split
-from gantool.images import Uint8Map, make_grid, save_png
-from gantool.spec import ZOO_NAMES, ModelSpec
+from gantool.runtime.backends import ENGINES, Backend, infer_split, open_backend
+from gantool.spec import ZOO_NAMES
 
-DEFAULT_MAX_N = 65536
-ORT_TRT_MAX_BATCH = 1024  # the TensorRT provider's profile: batch 1..1024, larger requests are split
-ENGINES = ("auto", "ort", "ort-cuda", "ort-trt", "trt", "openvino")
+DEFAULT_MAX_N = MAX_BATCH
+
+__all__ = ["ENGINES", "Generator", "ModelNotCached", "SampleError", "resolve_model"]
 
 
 class SampleError(GantoolError, ValueError):
@@ -58,94 +58,31 @@ def resolve_model(name_or_path: str | Path) -> Path:
     return cached
 
 
-def read_onnx_metadata(session: Any) -> dict[str, str]:
-    return dict(session.get_modelmeta().custom_metadata_map)
-
-
-def spec_from_metadata(meta: dict[str, str], source: str) -> ModelSpec:
-    if "gantool.spec" not in meta:
-        raise SampleError(f"{source} is not a gantool generator: it has no gantool.* metadata.",
-                          note="export generators with gantool export; it writes the metadata the runtime reads.")
-    try:
-        return ModelSpec.from_dict(json.loads(meta["gantool.spec"]))
-    except (ValueError, TypeError, KeyError) as e:
-        raise SampleError(f"{source} has unreadable gantool metadata ({e}).") from None
-
-
-def onnx_spec(path: str | Path) -> ModelSpec:
-    """The spec an ONNX generator declares, read through a CPU session (no onnx package needed)."""
-    from gantool.runtime.backends.ort import OrtBackend
-
-    with OrtBackend(path) as probe:
-        return spec_from_metadata(read_onnx_metadata(probe.session), str(path))
-
-
-def input_dims(spec: ModelSpec) -> dict[str, int]:
-    """Input name -> per-sample size: z's latent size, 0 for the scalar label."""
-    return {"z": spec.latent_dim, **({"labels": 0} if spec.conditional else {})}
-
-
-def open_backend(path: Path, engine: str = "auto", threads: int | None = None) -> tuple[Backend, ModelSpec]:
-    """The backend for a file, activated, and the spec its metadata declares."""
-    if engine not in ENGINES:
-        raise SampleError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}.")
-    if path.suffix == ".plan":
-        if engine not in ("auto", "trt"):
-            raise SampleError(f"{path} is a TensorRT engine; it runs only with engine trt, not {engine}.")
-        from gantool.runtime.backends.trt import TrtBackend, read_sidecar
-
-        spec = spec_from_metadata(read_sidecar(path).get("metadata", {}), str(path))
-        backend: Backend = TrtBackend(path)
-    elif path.suffix == ".onnx":
-        from gantool.paths import cache_dir
-        from gantool.runtime.backends.ort import ACTIVATION_KEY, OrtBackend, cpu_chunk, trt_provider_options
-        from gantool.runtime.ort import import_onnxruntime
-
-        if engine == "trt":
-            raise SampleError(f"engine trt runs .plan files; build one with gantool build --model {path}.")
-        if engine == "openvino":
-            from gantool.runtime.backends.openvino import OpenVinoBackend
-
-            backend = OpenVinoBackend(path, threads)
-            backend.activate()
-            return backend, onnx_spec(path)
-        if engine == "auto":
-            engine = "ort-cuda" if "CUDAExecutionProvider" in import_onnxruntime().get_available_providers() else "ort"
-        options = None
-        if engine == "ort-trt":  # explicit profile shapes and a persistent engine cache
-            options = trt_provider_options(cache_dir() / "ort-trt", input_dims(onnx_spec(path)), ORT_TRT_MAX_BATCH)
-        backend = OrtBackend(path, engine=engine, threads=threads, provider_options=options)
-        if engine == "ort-trt":
-            backend.max_batch = ORT_TRT_MAX_BATCH
-    else:
-        raise SampleError(f"{path} is not a gantool generator file; allowed: .onnx (gantool export) or .plan "
-                          f"(gantool build).")
-    backend.activate()
-    if path.suffix == ".onnx":
-        meta = read_onnx_metadata(backend.session)  # type: ignore[attr-defined]
-        spec = spec_from_metadata(meta, str(path))
-        if engine == "ort":
-            backend.chunk = cpu_chunk(int(meta.get(ACTIVATION_KEY, "0")))
-    return backend, spec
-
-
 class Generator:
     """Thread-safe: backends run concurrent calls (ORT sessions are re-entrant; a TensorRT context is
     locked), and sample() keeps no state between calls."""
 
-    def __init__(self, backend: Backend, spec: ModelSpec, max_n: int = DEFAULT_MAX_N, source: str = "") -> None:
-        self.backend, self.spec, self.max_n, self.source = backend, spec, max_n, source
-        self.to_uint8 = Uint8Map(*spec.output_range)  # the spec's output range -> gray levels
+    def __init__(self, backend: Backend, max_n: int = DEFAULT_MAX_N) -> None:
+        self.backend, self.max_n = backend, max_n
+        self.metadata = backend.generator_metadata()  # validated against the backend's own graph
+        self.spec, self.contract = self.metadata.spec, self.metadata.contract
+        self.source = backend.source
+        self.to_uint8 = Uint8Map(*self.spec.output_range)  # the spec's output range -> gray levels
 
     @classmethod
     def load(cls, model: str | Path, engine: str = "auto", threads: int | None = None,
              max_n: int = DEFAULT_MAX_N) -> "Generator":
-        """model: a .onnx or .plan file, or a zoo name (gan, cgan, cdcgan, cwgan ship as ONNX)."""
-        if not (isinstance(max_n, int) and max_n >= 1):
-            raise SampleError(f"max_n must be an integer >= 1, got {max_n!r}.")
-        path = resolve_model(model)
-        backend, spec = open_backend(path, engine, threads)
-        return cls(backend, spec, max_n, str(path))
+        """model: a .onnx or .plan file, or a zoo name (gan, cgan, cdcgan, cwgan ship as ONNX; dcgan and
+        cgan-in are read from the cache that `gantool export --model NAME --to-cache` fills)."""
+        if isinstance(max_n, bool) or not isinstance(max_n, int) or not 1 <= max_n <= MAX_BATCH:
+            raise SampleError(f"max_n must be an integer in 1..{MAX_BATCH}, got {max_n!r}.")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise SampleError(f"threads must be an integer >= 1 (or None for all cores), got {threads!r}.")
+        return cls(open_backend(resolve_model(model), engine, threads), max_n)
+
+    @property
+    def precision(self) -> str:
+        return self.metadata.precision
 
     @property
     def conditional(self) -> bool:
@@ -207,14 +144,11 @@ class Generator:
             zz = np.asarray(z)
             if zz.shape != (count, self.spec.latent_dim):
                 raise SampleError(f"z must have shape ({count}, {self.spec.latent_dim}), got {zz.shape}.")
-            # a sum is finite only if every element is (NaN and inf propagate); overflow falls through
-            if zz.dtype.kind != "f" or not (math.isfinite(zz.sum()) or np.all(np.isfinite(zz))):
-                raise SampleError("z must be finite floats (no NaN or inf).")
+            # NaN fails both comparisons; inf and huge values (3e38 overflows inside the net) fail one
+            if zz.dtype.kind != "f" or not (zz.size and zz.max() <= Z_LIMIT and zz.min() >= -Z_LIMIT):
+                raise SampleError(f"z must be finite floats within +-{Z_LIMIT:g} (no NaN or inf).")
             zz = np.ascontiguousarray(zz, dtype=np.float32)
-        feeds = {"z": zz}
-        if self.spec.conditional:
-            feeds["labels"] = y if y is not None else np.arange(count, dtype=np.int64) % self.spec.num_classes
-        return feeds
+        return self.contract.feeds(zz, y if y is not None else self.contract.default_labels(count))
 
     # --- sampling ---------------------------------------------------------------------------------
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -230,17 +164,31 @@ class Generator:
         cycle 0..K-1, as `gantool eval` does, so a seed gives the same images there."""
         return self.to_uint8.images(self.run(self.inputs(n, labels, seed, z)))
 
-    def grid_images(self, labels: Any = None, per_label: int = 8, n: int = 64,
+    def grid_images(self, labels: Any = None, per_label: int | None = None, n: int | None = None,
                     seed: int | None = None) -> tuple[np.ndarray, int]:
-        """The images of a grid and its column count: one row per label (conditional), else rows of 8."""
-        if self.spec.conditional:
-            rows = self.check_labels(range(self.spec.num_classes) if labels is None else labels)
-            return self.sample(labels=np.repeat(rows, per_label), seed=seed), per_label
-        if labels is not None:
-            self.check_labels(labels)  # raises: unconditional models take no labels
-        return self.sample(n=n, seed=seed), min(8, n)
+        """The images of a grid and its column count. Conditional: `labels` gives one image each, or
+        `per_label` images each in a row per label (every class, GRID_COLUMNS each, by default); `n` gives
+        n images with labels cycled. Unconditional: n images (GRID_IMAGES by default) in rows of 8."""
+        if not self.spec.conditional:
+            if labels is not None:
+                self.check_labels(labels)  # raises: unconditional models take no labels
+            if per_label is not None:
+                raise SampleError(f"{self.spec.arch} is unconditional; per_label needs a conditional model (pass n).")
+            count = self._count(GRID_IMAGES if n is None else n)
+            return self.sample(n=count, seed=seed), grid_columns(False, n=count)
+        if n is not None:
+            if labels is not None or per_label is not None:
+                raise SampleError("give either n (labels cycled 0..K-1) or labels / per_label, not both.")
+            return self.sample(n=n, seed=seed), GRID_COLUMNS
+        rows = self.check_labels(range(self.spec.num_classes) if labels is None else labels)
+        per = (GRID_COLUMNS if labels is None else 1) if per_label is None else per_label
+        if isinstance(per, bool) or not isinstance(per, (int, np.integer)) or per < 1:
+            raise SampleError(f"per_label must be an integer >= 1, got {per!r}.")
+        self._count(len(rows) * int(per))  # before allocating
+        return self.sample(labels=grid_labels(rows, int(per)), seed=seed), (int(per) if per > 1 else GRID_COLUMNS)
 
-    def grid(self, labels: Any = None, per_label: int = 8, n: int = 64, seed: int | None = None) -> np.ndarray:
+    def grid(self, labels: Any = None, per_label: int | None = None, n: int | None = None,
+             seed: int | None = None) -> np.ndarray:
         """A uint8 grid image (see grid_images)."""
         return make_grid(*self.grid_images(labels, per_label, n, seed))
 

@@ -1,55 +1,81 @@
-"""`gantool inspect`: what a generator file declares (metadata, I/O, a plan's profile), torch-free."""
+"""`gantool inspect`: what a generator file declares (metadata, I/O, a plan's profile), torch-free.
+
+The metadata is read and validated through the contract, and for ONNX files checked against the
+graph ONNX Runtime loaded. The opset and op count need the onnx package (the export extra)."""
 
 from __future__ import annotations
 
-import json
+import importlib.util
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from gantool.contract import read_metadata, write_metadata
 from gantool.errors import GantoolError
+from gantool.runtime.backends.ort import OrtBackend
+from gantool.runtime.backends.trt import read_sidecar
+from gantool.runtime.generator import resolve_model
 
 
-def describe(file: str) -> dict[str, Any]:
-    path = Path(file)
-    if not path.is_file():
-        raise GantoolError(f"{file}: no such file.")
+def _graph_facts(path: Path) -> dict[str, Any]:
+    if importlib.util.find_spec("onnx") is None:
+        return {"opset": None, "ops": None, "note": "opset and op count need the onnx package (the export extra)"}
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    ops = Counter(n.op_type for n in m.graph.node)
+    return {"opset": next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None),
+            "ops": dict(ops.most_common()), "nodes": sum(ops.values()), "ir_version": m.ir_version}
+
+
+def describe(model: str | Path) -> dict[str, Any]:
+    path = resolve_model(model)
+    info: dict[str, Any] = {"file": str(path), "size_bytes": path.stat().st_size}
     if path.suffix == ".plan":
-        from gantool.runtime.backends.trt import read_sidecar
-
         side = read_sidecar(path)
-        return {"file": str(path), "kind": "tensorrt-plan", "metadata": side.get("metadata", {}),
-                "inputs": side.get("inputs", []), "outputs": side.get("outputs", []),
-                "profile": side.get("profile"), "precision": side.get("precision"),
-                "tensorrt_version": side.get("tensorrt_version"), "gpu": side.get("gpu"),
-                "source_onnx_sha256": side.get("source_onnx_sha256")}
-    if path.suffix != ".onnx":
-        raise GantoolError(f"{file}: unknown file type; allowed: .onnx, .plan.")
-    from gantool.runtime.backends.ort import OrtBackend
-    from gantool.runtime.generator import read_onnx_metadata, spec_from_metadata
-
-    with OrtBackend(path) as b:
-        meta = read_onnx_metadata(b.session)
-        spec_from_metadata(meta, file)  # raises when it is not a gantool generator
-        io = {kind: [{"name": t.name, "dtype": t.type, "shape": [d if isinstance(d, int) else str(d) for d in t.shape]}
-                     for t in ts] for kind, ts in (("inputs", b.session.get_inputs()),
-                                                   ("outputs", b.session.get_outputs()))}
-    return {"file": str(path), "kind": "onnx", "metadata": meta, **io}
+        meta = read_metadata(side.get("metadata", {}), str(path))
+        info.update(kind="tensorrt-plan", profile=side["profile"], tensorrt_version=side.get("tensorrt_version"),
+                    gpu=side.get("gpu"), source_onnx_sha256=side.get("source_onnx_sha256"),
+                    note="I/O as the metadata declares it (loading the engine needs TensorRT)")
+        inputs, outputs = meta.contract.inputs, meta.contract.outputs
+    elif path.suffix == ".onnx":
+        with OrtBackend(path) as b:
+            meta = b.generator_metadata()  # validated, and checked against the loaded graph
+            inputs, outputs = b.graph_io()
+        info.update(kind="onnx", **_graph_facts(path))
+    else:
+        raise GantoolError(f"{path}: unknown file type; allowed: .onnx, .plan.")
+    info.update(precision=meta.precision, graph=meta.graph, spec=meta.spec.to_dict(),
+                metadata=write_metadata(meta),
+                inputs=[{"name": t.name, "dtype": t.dtype, "shape": [d if isinstance(d, int) else str(d) for d in t.shape]}
+                        for t in inputs],
+                outputs=[{"name": t.name, "dtype": t.dtype, "shape": [d if isinstance(d, int) else str(d) for d in t.shape]}
+                         for t in outputs])
+    return info
 
 
 def describe_text(info: dict[str, Any]) -> str:
-    lines = [f"{info['file']} ({info['kind']})"]
-    spec = json.loads(info["metadata"].get("gantool.spec", "{}"))
-    lines.append(f"  model: {spec.get('arch')}  latent {spec.get('latent_dim')}  classes {spec.get('num_classes')} "
-                 f"(conditional: {spec.get('conditional')})  image {spec.get('channels')}x{spec.get('image_size')}x"
-                 f"{spec.get('image_size')}  range {spec.get('output_range')}  noise {spec.get('noise')}")
-    for k, v in sorted(info["metadata"].items()):
-        if k != "gantool.spec":
-            lines.append(f"  {k} = {v}")
+    s = info["spec"]
+    size = info["size_bytes"] / 2 ** 20
+    head = f"{info['file']} ({info['kind']}, {info['precision']}, {size:.2f} MiB"
+    if info.get("opset") is not None:
+        head += f", opset {info['opset']}, {info['nodes']} nodes"
+    lines = [head + ")",
+             f"  model: {s['arch']}  latent {s['latent_dim']} ({s['noise']} noise)  classes {s['num_classes']} "
+             f"(conditional: {str(s['conditional']).lower()})  image {s['channels']}x{s['image_size']}x"
+             f"{s['image_size']}  range {s['output_range']}  graph {info['graph']}"]
     for kind in ("inputs", "outputs"):
-        for t in info.get(kind, []):
-            lines.append(f"  {kind[:-1]:6} {t['name']}: {t.get('dtype')} {t.get('shape', '')}")
+        for t in info[kind]:
+            lines.append(f"  {kind[:-1]:6} {t['name']}: {t['dtype']} {t['shape']}")
+    if info.get("ops"):
+        lines.append("  ops: " + ", ".join(f"{k} {v}" for k, v in info["ops"].items()))
     if info.get("profile"):
         p = info["profile"]
         lines.append(f"  profile: batch min {p['min_batch']} opt {p['opt_batch']} max {p['max_batch']}; "
-                     f"{info.get('precision')} TensorRT {info.get('tensorrt_version')} on {info.get('gpu')}")
+                     f"TensorRT {info.get('tensorrt_version')} on {info.get('gpu')}")
+    for k, v in sorted(info["metadata"].items()):
+        if k.startswith("gantool.") and k != "gantool.spec":
+            lines.append(f"  {k} = {v}")
+    if info.get("note"):
+        lines.append(f"  note: {info['note']}")
     return "\n".join(lines)

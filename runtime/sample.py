@@ -1,30 +1,48 @@
-"""`gantool sample`: a grid PNG or raw uint8 .npy from any generator file or zoo name."""
+"""`gantool sample`: a grid PNG or raw uint8 .npy from any generator file, torch-free."""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gantool.errors import GantoolError
-from gantool.fileio import atomic_write_bytes
-from gantool.runtime.generator import Generator
+from gantool.fileio import atomic_write_bytes, refuse_overwrite
 from gantool.images import make_grid, save_png
+from gantool.runtime.generator import Generator
+
+OUTPUT_TYPES = (".png", ".npy")
+PNG_SCALE = 2
 
 
-def run_sample(model: str, output: str, labels: list[int] | None, per_label: int, n: int, seed: int,
-               engine: str = "auto") -> tuple[Path, tuple[int, ...]]:
+@dataclass(frozen=True)
+class SampleResult:
+    path: Path
+    images: int
+    size: tuple[int, ...]  # PNG: (width, height) in pixels of the file; .npy: the array's shape
+
+    def text(self) -> str:
+        if self.path.suffix == ".png":
+            return f"wrote {self.path} ({self.images} images; {self.size[0]} x {self.size[1]} pixels)"
+        return f"wrote {self.path} (uint8 array of shape {' x '.join(map(str, self.size))})"
+
+
+def run_sample(model: str | Path, output: str, labels: list[int] | None = None, per_label: int | None = None,
+               n: int | None = None, seed: int = 0, engine: str = "auto", **load: Any) -> SampleResult:
+    """Generator.grid_images(labels, per_label, n, seed) into a PNG grid or an .npy file."""
     out = Path(output)
-    if out.suffix not in (".png", ".npy"):
-        raise GantoolError(f"-o {output}: unknown output type {out.suffix or '(none)'}; allowed: .png, .npy.")
-    with Generator.load(model, engine=engine) as g:
+    if out.suffix not in OUTPUT_TYPES:
+        raise GantoolError(f"-o {output}: unknown output type {out.suffix or '(none)'}; allowed: "
+                           f"{', '.join(OUTPUT_TYPES)}.")
+    refuse_overwrite({"-o": out}, {"--model": model})
+    with Generator.load(model, engine=engine, **load) as g:
         images, ncol = g.grid_images(labels, per_label, n, seed)
     if out.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, images)
         atomic_write_bytes(out, buf.getvalue())
-        return out, images.shape
-    grid = make_grid(images, ncol=ncol)
-    save_png(out, grid, scale=2)
-    return out, grid.shape
+        return SampleResult(out, len(images), images.shape)
+    return SampleResult(out, len(images), save_png(out, make_grid(images, ncol=ncol), scale=PNG_SCALE))

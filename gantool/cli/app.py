@@ -12,6 +12,7 @@ import gantool
 from gantool.errors import GantoolError
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
+SEED = click.IntRange(0, 2 ** 32 - 1)  # what numpy's PCG64 and torch.manual_seed both take, every command alike
 
 
 def write_json(path: str | None, obj: Any) -> None:
@@ -19,6 +20,13 @@ def write_json(path: str | None, obj: Any) -> None:
         from gantool.fileio import atomic_write_json
 
         atomic_write_json(path, obj)
+
+
+def refuse_json_over_input(json_path: str | None, inputs: dict[str, str | None]) -> None:
+    """--json must not replace one of the command's own inputs (checked before any work)."""
+    from gantool.fileio import refuse_overwrite
+
+    refuse_overwrite({"--json": json_path}, inputs)
 
 
 def need_torch(command: str) -> None:
@@ -45,6 +53,12 @@ def show_progress_log() -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False
+    root = logging.getLogger()  # other libraries (onnxruntime.quantization logs advice to the root logger)
+    if not any(isinstance(h, _Stderr) for h in root.handlers):
+        quiet = _Stderr()
+        quiet.setLevel(logging.ERROR)
+        root.addHandler(quiet)
 
 
 class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]

@@ -2,55 +2,89 @@
 
 from __future__ import annotations
 
+import re
 
 import click
 
-from gantool.cli.app import cli, write_json
+from gantool.cli.app import SEED, cli, refuse_json_over_input, write_json
+from gantool.contract import GRID_COLUMNS, MAX_BATCH
 from gantool.errors import GantoolError
+from gantool.spec import ZOO_NAMES
+
+_LABEL_PART = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
+MODEL_HELP = f"a .onnx/.plan file or a zoo name ({', '.join(ZOO_NAMES)})"
 
 
-def parse_labels(text: str | None) -> list[int] | None:
-    """'0-9' -> 0..9; '3,3,7' -> [3, 3, 7]; ranges and lists mix: '0-2,7'."""
+def parse_labels(text: str | None, limit: int = MAX_BATCH) -> list[int] | None:
+    """'0-9' -> 0..9; '3,3,7' -> [3, 3, 7]; ranges and lists mix: '0-2,7'. At most `limit` labels,
+    counted before any list is built."""
     if text is None:
         return None
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            lo, sep, hi = part.strip().partition("-")
-            out += list(range(int(lo), int(hi) + 1)) if sep else [int(lo)]
-    except ValueError:
-        raise GantoolError(f"--labels {text!r} is not a list of integers; allowed forms: 0-9, 3,3,7 or 0-2,7.") from None
-    if not out:
-        raise GantoolError(f"--labels {text!r} names no label.")
-    return out
+    spans = []
+    for part in text.split(","):
+        m = _LABEL_PART.match(part)
+        if m is None:
+            raise GantoolError(f"--labels {text!r}: {part.strip()!r} is not an integer or a range; allowed forms: "
+                               f"0-9, 3,3,7 or 0-2,7.")
+        lo, hi = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
+        if hi < lo:
+            raise GantoolError(f"--labels {text!r}: the range {lo}-{hi} runs backwards; write it low-high.")
+        spans.append((lo, hi))
+    count = sum(hi - lo + 1 for lo, hi in spans)
+    if count > limit:
+        raise GantoolError(f"--labels {text!r} asks for {count} images; allowed: at most {limit}.")
+    return [k for lo, hi in spans for k in range(lo, hi + 1)]
+
+
+def _engine_choice() -> click.Choice:
+    from gantool.runtime.backends import ENGINES
+
+    return click.Choice(list(ENGINES))
 
 
 @cli.command("sample")
-@click.option("--model", required=True, metavar="FILE|NAME", help="a .onnx/.plan file or a zoo name")
-@click.option("--labels", default=None, help="conditional grid rows: 0-9 or 3,3,7 [default: every class]")
-@click.option("--per-label", type=click.IntRange(min=1), default=8, show_default=True, help="grid columns per label")
-@click.option("--n", type=click.IntRange(min=1), default=64, show_default=True, help="images (unconditional models)")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--engine", type=click.Choice(["auto", "ort", "ort-cuda", "ort-trt", "trt", "openvino"]), default="auto",
-              show_default=True)
+@click.option("--model", required=True, metavar="FILE|NAME", help=MODEL_HELP)
+@click.option("--labels", default=None,
+              help="conditional models: one image per label, e.g. 0-9 or 3,3,7 (as Generator.sample(labels=...)) "
+                   "[default: every class]")
+@click.option("--per-label", type=click.IntRange(1, MAX_BATCH), default=None,
+              help=f"conditional models: this many images per label, one row each [default: {GRID_COLUMNS} with "
+                   f"every class, 1 with --labels]")
+@click.option("--n", type=click.IntRange(1, MAX_BATCH), default=None,
+              help="number of images; conditional models cycle labels 0..K-1 (as Generator.sample(n=...)) "
+                   "[default: 64 for unconditional models]")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="same seed, same images, on every engine")
+@click.option("--engine", type=_engine_choice(), default="auto", show_default=True, help="the runtime's engine")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
               help=".png for a grid, .npy for the raw uint8 images")
-def sample_cmd(model: str, labels: str | None, per_label: int, n: int, seed: int, engine: str, output: str) -> None:
+def sample_cmd(model: str, labels: str | None, per_label: int | None, n: int | None, seed: int, engine: str,
+               output: str) -> None:
     """Sample images with the runtime (no torch needed): a PNG grid or an .npy of uint8 images."""
+    from gantool.export.cache import resolve_model
     from gantool.runtime.sample import run_sample
 
-    path, shape = run_sample(model, output, parse_labels(labels), per_label, n, seed, engine)
-    click.echo(f"wrote {path} ({' x '.join(map(str, shape))})")
+    result = run_sample(resolve_model(model), output, parse_labels(labels), per_label, n, seed, engine)
+    click.echo(result.text())
 
 
 @cli.command("inspect")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-def inspect_cmd(file: str, json_path: str | None) -> None:
-    """Print a generator's metadata, inputs and outputs (and a .plan's profile)."""
+@click.option("--model", default=None, metavar="FILE|NAME", help=MODEL_HELP)
+@click.argument("file", required=False, metavar="[FILE]")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the description here")
+def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> None:
+    """Print a generator's metadata, precision, opset, size, ops, inputs and outputs (and a .plan's profile).
+
+    The positional FILE is the 0.1 spelling of --model, kept for one release."""
     from gantool.runtime.inspect import describe, describe_text
 
-    info = describe(file)
+    if (model is None) == (file is None):
+        raise GantoolError("give the generator as --model FILE|NAME (the positional FILE is deprecated).")
+    if file is not None:
+        click.echo("gantool: note: `gantool inspect FILE` is deprecated; use `gantool inspect --model FILE`.",
+                   err=True)
+    target = str(model if model is not None else file)
+    refuse_json_over_input(json_path, {"--model": target})
+    info = describe(target)
     click.echo(describe_text(info))
     write_json(json_path, info)
 
@@ -60,22 +94,26 @@ def inspect_cmd(file: str, json_path: str | None) -> None:
               help="comma-separated: runtime, ort, ort-plain, ort-fp16, ort-int8, openvino, torch, torch-compile, "
                    "trt, ort-cuda, ort-trt")
 @click.option("--model", required=True, metavar="FILE|NAME", help="zoo name, checkpoint, .onnx or .plan")
-@click.option("--batch", "batches", default="1,8,64,256", show_default=True)
+@click.option("--batch", "batches", default="1,8,64,256", show_default=True,
+              help=f"comma-separated batch sizes, each 1..{MAX_BATCH}")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="[default: all cores]")
-@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True, help="interleaved rounds")
+@click.option("--rounds", type=click.IntRange(1, 10000), default=10, show_default=True, help="interleaved rounds")
 @click.option("--no-cold-start", is_flag=True, help="skip the fresh-process cold start and peak memory probe")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the results here")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG plot (needs the bench extra)")
 def bench_cmd(engines: str, model: str, batches: str, threads: int | None, rounds: int, no_cold_start: bool,
               json_path: str | None, output: str | None) -> None:
     """Latency and throughput of engines side by side, interleaved, with the roofline."""
-    from gantool.benchmarks.bench import parse_batches, plot, run_bench, table
+    from gantool.benchmarks.bench import parse_batches, parse_engines, plot, run_bench
+    from gantool.fileio import refuse_overwrite
 
-    names = [e.strip() for e in engines.split(",") if e.strip()]
-    res = run_bench(model, names, parse_batches(batches), threads, rounds, cold=not no_cold_start)
+    names, sizes = parse_engines(engines), parse_batches(batches)
+    refuse_json_over_input(json_path, {"--model": model})
+    refuse_overwrite({"-o": output}, {"--model": model, "--json": json_path})
+    res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start)
+    from gantool.benchmarks.bench import table
+
     click.echo(table(res))
     if output:
         click.echo(plot(res, output))
     write_json(json_path, res.to_dict())
-
-

@@ -1,17 +1,29 @@
-"""The backend interface every engine implements, so the Generator, parity and bench treat them alike."""
+"""The interface every engine implements, so the Generator, parity and bench treat them alike.
+
+As in Polygraphy's runners, the base class owns the lifecycle: `activate()` runs the engine's
+`_activate()` once and sets `active`; `deactivate()` runs `_deactivate()`. A backend opens itself
+from a file and, when asked for `generator_metadata()`, reads its own metadata through the contract
+and checks it against the graph it loaded, so no caller re-reads a file or sets a backend's limits.
+"""
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from pathlib import Path
 from types import TracebackType
+from typing import Any, Mapping
 
 import numpy as np
+
+from gantool.contract import Z, GeneratorMetadata, TensorSpec, read_metadata
+from gantool.errors import GantoolError
 
 
 def infer_split(backend: "Backend", feeds: dict[str, np.ndarray]) -> np.ndarray:
     """Run feeds through a backend in pieces of its max batch (an engine's profile limit) or its
     preferred chunk, whichever is smaller, writing each piece into one output array."""
-    n = len(feeds["z"])
+    n = len(feeds[Z])
     step = min(backend.max_batch or n, backend.chunk or n)
     if n <= step:
         return backend.infer(feeds)
@@ -24,29 +36,80 @@ def infer_split(backend: "Backend", feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 
 class Backend(ABC):
-    """One engine instance. activate() does the expensive load once; infer() may then be called
-    many times; deactivate() frees native resources. Also a context manager."""
+    """One engine instance over one model. activate() does the expensive load once; infer() may then
+    be called many times, from many threads; deactivate() frees native resources. A context manager."""
 
-    name: str = "backend"
-    max_batch: int | None = None  # None: any batch; otherwise the engine's profile limit
-    chunk: int | None = None  # larger requests run in pieces of this size (CPU: activations stay in cache)
+    engine: str = "backend"  # the registry name (runtime/backends/__init__.py)
+    suffixes: tuple[str, ...] = (".onnx",)  # the files it opens
 
-    def __init__(self) -> None:
+    def __init__(self, model: str | os.PathLike | bytes, threads: int | None = None, name: str | None = None) -> None:
+        self.model, self.threads = model, threads
+        self.name = name or self.engine
         self.active = False
+        self.max_batch: int | None = None  # None: any batch; otherwise the engine's profile limit
+        self.chunk: int | None = None  # larger requests run in pieces of this size (CPU: activations stay in cache)
+        self._metadata: GeneratorMetadata | None = None
+
+    @property
+    def source(self) -> str:
+        return "the model bytes" if isinstance(self.model, bytes) else str(self.model)
+
+    @property
+    def path(self) -> Path:
+        if isinstance(self.model, bytes):
+            raise GantoolError(f"the {self.name} backend runs model bytes, not a file.")
+        return Path(self.model)
+
+    # --- lifecycle --------------------------------------------------------------------------------
+    def activate(self) -> None:
+        if not self.active:
+            self._activate()
+            self.active = True
+
+    def deactivate(self) -> None:
+        if self.active:
+            self.active = False
+            self._deactivate()
+
+    def generator_metadata(self) -> GeneratorMetadata:
+        """The file's gantool metadata, validated and checked against the loaded graph's real I/O."""
+        if self._metadata is None:
+            self.activate()
+            meta = read_metadata(self._metadata_props(), self.source)
+            inputs, outputs = self.graph_io()
+            meta.contract.check_graph(inputs, outputs, self.source)
+            self._configure(meta)
+            self._metadata = meta
+        return self._metadata
+
+    def require_active(self) -> None:
+        if not self.active:
+            raise GantoolError(f"the {self.name} backend is not active; call activate() first.")
+
+    # --- what each engine implements -------------------------------------------------------------
+    @abstractmethod
+    def _activate(self) -> None: ...
 
     @abstractmethod
-    def activate(self) -> None: ...
+    def _deactivate(self) -> None: ...
 
     @abstractmethod
     def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """feeds {"z": float32 (B, latent)[, "labels": int64 (B,)]} -> float32 images (B, C, H, W)."""
 
     @abstractmethod
-    def deactivate(self) -> None: ...
+    def _metadata_props(self) -> Mapping[str, Any]:
+        """The raw gantool metadata the loaded file carries (ONNX metadata_props, a plan's sidecar)."""
+
+    @abstractmethod
+    def graph_io(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        """The loaded graph's real inputs and outputs."""
+
+    def _configure(self, meta: GeneratorMetadata) -> None:
+        """Settings that follow from the metadata (the CPU chunk, an engine profile); none by default."""
 
     def __enter__(self) -> "Backend":
-        if not self.active:
-            self.activate()
+        self.activate()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -1,20 +1,18 @@
 """OpenVINO on the CPU: an optional engine (the `openvino` extra), chosen with engine="openvino".
 
 Not an automatic choice: on the lowered cdcgan and dcgan graphs ONNX Runtime measured faster at
-every batch (cdcgan at 256: 17.7 ms against OpenVINO's 26.4 ms on the same file, 21.6 ms on its best
-file, which keeps the phase interleave); on gan and cwgan OpenVINO was 17-21% faster at batch 256,
-and 0-6% on cgan-in depending on the run (benchmarks/results/bench/). The LATENCY hint is used: one
-request under THROUGHPUT measured ~2x slower."""
+every batch; on gan and cwgan OpenVINO was 17-21% faster at batch 256 (docs/benchmarks.md). The
+LATENCY hint is used: one request under THROUGHPUT measured ~2x slower."""
 
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
+from gantool.contract import TensorSpec
 from gantool.errors import GantoolError
 from gantool.runtime.backends.base import Backend
 
@@ -28,41 +26,59 @@ def compile_config(threads: int | None, hint: str = "LATENCY") -> dict[str, Any]
     return config
 
 
-def openvino_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("openvino") is not None
+def _spec(port: Any) -> TensorSpec:
+    shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
+    return TensorSpec(port.get_any_name(), str(port.get_element_type().to_dtype()), shape)
 
 
 class OpenVinoBackend(Backend):
     """One compiled model; each calling thread gets its own infer request (requests are not re-entrant)."""
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None, hint: str = "LATENCY",
-                 name: str = "openvino") -> None:
-        super().__init__()
-        self.path, self.threads, self.hint, self.name = Path(path), threads, hint, name
+    engine = "openvino"
+
+    def __init__(self, model: str | os.PathLike, threads: int | None = None, name: str | None = None,
+                 hint: str = "LATENCY") -> None:
+        super().__init__(model, threads, name)
+        self.hint = hint
         self._local = threading.local()
         self.compiled: Any = None
+        self.graph: Any = None
 
-    def activate(self) -> None:
+    def _activate(self) -> None:
         try:
             import openvino as ov
         except ImportError:
             raise GantoolError("engine openvino needs OpenVINO, which is not installed.",
                                note='pip install "gantool[openvino]".') from None
-        self.compiled = ov.Core().compile_model(str(self.path), "CPU", compile_config(self.threads, self.hint))
-        self.output = self.compiled.outputs[0]
-        self.active = True
+        core = ov.Core()
+        try:
+            self.graph = core.read_model(str(self.path))
+        except RuntimeError as e:
+            raise GantoolError(f"OpenVINO could not read {self.source}: {str(e).splitlines()[0][:200]}") from None
+        self.compiled = core.compile_model(self.graph, "CPU", compile_config(self.threads, self.hint))
+        self.output = self.compiled.outputs[0]  # the contract's single output; generator_metadata() checks its name
 
     def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        if self.compiled is None:
+        compiled = self.compiled
+        if compiled is None:
             raise GantoolError(f"the {self.name} backend is not active; call activate() first.")
         request = getattr(self._local, "request", None)
         if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
+            request = self._local.request = compiled.create_infer_request()
         return np.array(request.infer(feeds)[self.output], copy=True)  # the request reuses its output buffer
 
-    def deactivate(self) -> None:
-        self.compiled = None
+    def _deactivate(self) -> None:
+        self.compiled = self.graph = None
         self._local = threading.local()
-        self.active = False
+
+    def _metadata_props(self) -> Mapping[str, Any]:
+        """ONNX metadata_props, which OpenVINO's ONNX frontend keeps in the model's rt_info["framework"]."""
+        info = self.graph.get_rt_info()
+        if "framework" not in info:
+            return {}
+        framework = info["framework"]
+        framework = framework.astype(dict) if hasattr(framework, "astype") else framework
+        return {str(k): v.astype(str) if hasattr(v, "astype") else str(v) for k, v in framework.items()}
+
+    def graph_io(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
+        return [_spec(p) for p in self.graph.inputs], [_spec(p) for p in self.graph.outputs]

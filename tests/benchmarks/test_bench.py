@@ -53,13 +53,17 @@ def test_bench_cli_runs_engines_side_by_side_and_skips_unavailable_ones(tmp_path
     assert d["runtime_overhead_batch1_median_of_rounds"] == pytest.approx(
         np.mean([a / b - 1 for a, b in zip(rounds["runtime"], rounds["ort"])]))
     assert "skipped trt:" in text and "cold start ort:" in text
+    assert r["machine"]["cpu_model"] and isinstance(r["machine"]["cpu_flags"], list) and "machine: " in text
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bench_bad_options_are_one_line(capsys):
     for args, message in ((["--engine", "tensorflow"], "unknown engine 'tensorflow'"),
                           (["--batch", "1,x"], "not a comma-separated list"),
-                          (["--batch", "0"], "must be an integer >= 1")):
+                          (["--batch", "0"], "must be an integer in 1..65536"),
+                          (["--batch", str(10 ** 9)], "must be an integer in 1..65536"),
+                          (["--engine", ","], "names no engine"),
+                          (["--engine", "trt"], "no requested engine can run here: trt: TensorRT is not installed")):
         assert main(["bench", "--model", "cdcgan", "--no-cold-start", *args]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
@@ -70,13 +74,14 @@ def test_ort_plain_runs_the_unlowered_export_with_the_same_numbers(tmp_path, mon
     import onnx
 
     from gantool.benchmarks.engines import Skip, Sources, feeds_for, make_engine, plain_graph
-    from gantool.runtime.generator import onnx_spec
+    from gantool.runtime import Generator
 
     monkeypatch.setenv("GANTOOL_CACHE", str(tmp_path))
     src = Sources(model="cdcgan", onnx={"fp32": shipped_onnx("cdcgan")})
     ops = [n.op_type for n in onnx.load(str(plain_graph(src))).graph.node]
     assert ops.count("ConvTranspose") == 4 and "DepthToSpace" not in ops  # torch's graph, not lowered
-    feeds = feeds_for(onnx_spec(src.onnx["fp32"]), 3)
+    with Generator.load("cdcgan") as g:
+        feeds = feeds_for(g.spec, 3)
     plain, lowered = make_engine("ort-plain", src, 1), make_engine("ort", src, 1)
     np.testing.assert_allclose(plain.run(feeds), lowered.run(feeds), atol=1e-5)
     with pytest.raises(Skip, match="needs PyTorch weights"):  # an exported file has no weights to re-export

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
 from click.testing import CliRunner
 
 from gantool.benchmarks import bench, overhead
@@ -23,5 +26,9 @@ def test_overhead_reports_each_sampling_path_against_bare_ort(tmp_path, monkeypa
         assert {(x["engine"], x["batch"]) for x in rows} == {
             (e, b) for e in ("ort", "runtime z=", "runtime seed=None", "runtime seed=k") for b in (1, 3)}
         assert all(x["p50_ms"] > 0 for x in rows)
-        assert all(x["overhead"] == x["overhead_us"] == 0 for x in rows if x["engine"] == "ort")  # ORT vs itself
+        rounds = {(st["engine"], st["batch"]): np.array(st["round_p50_ms"]) for st in report[model]["stats"]}
+        for x in rows:  # each path against the bare session, round by round (the same machine state)
+            mine, base = rounds[x["engine"], x["batch"]], rounds["ort", x["batch"]]
+            assert len(mine) == 2 and x["overhead"] == pytest.approx(float(np.median(mine / base - 1)))
+            assert x["overhead_us"] == pytest.approx(float(np.median(mine - base)) * 1e3)
     assert "runtime seed=k" in r.output

@@ -8,7 +8,8 @@ import pytest
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from gantool.export.flops import FLOPS_KEY, graph_flops_per_sample, onnx_flops_per_sample
+from gantool.contract import FLOPS_KEY
+from gantool.export.flops import graph_flops_per_sample, onnx_flops_per_sample
 from gantool.export.lower import lower_conv_transpose
 from gantool.runtime.backends.ort import OrtBackend
 
@@ -56,12 +57,12 @@ def test_layers_with_few_output_channels_are_kept():
 
 def test_an_export_records_the_flops_of_the_graph_before_lowering(tmp_path):
     torch = pytest.importorskip("torch")
-    from gantool.export.onnx import export_onnx
+    from gantool.export.onnx import export_onnx_file
     from gantool.train.zoo import MNIST_INFO, build_generator, build_spec, generator_flops
 
     spec = build_spec("cdcgan", MNIST_INFO)
     g = build_generator(spec).eval()
-    plain, low = (export_onnx(spec, g, tmp_path / f"{n}.onnx", lower=n == "low") for n in ("plain", "low"))
+    plain, low = (export_onnx_file(spec, g, tmp_path / f"{n}.onnx", lower=n == "low")[0] for n in ("plain", "low"))
     pm, lm = onnx.load(str(plain)), onnx.load(str(low))
     assert "ConvTranspose" in {n.op_type for n in pm.graph.node}
     assert {"Gemm", "DepthToSpace"} <= {n.op_type for n in lm.graph.node}

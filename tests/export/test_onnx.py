@@ -10,10 +10,19 @@ import torch
 from onnx import numpy_helper
 
 from gantool.cli import main
-from gantool.export.onnx import export_onnx
-from gantool.export.parity import ParityError, check_onnx_parity
+from gantool.contract import read_metadata
+from gantool.export.onnx import export_onnx_file
+from gantool.export.parity import ParityError, ParityReport, compare_backend, torch_reference
+from gantool.runtime.backends.ort import OrtBackend
 from gantool.spec import ModelSpec
 from gantool.train.zoo import MNIST_INFO, ZOO, build_models, build_spec
+
+
+def onnx_parity(spec: ModelSpec, g: torch.nn.Module, path) -> ParityReport:
+    report = compare_backend(spec, OrtBackend(path, name="onnxruntime-cpu"), torch_reference(g), "fp32")
+    if not report.passed:
+        raise ParityError([report])
+    return report
 
 
 def trained_like(name: str) -> tuple[ModelSpec, torch.nn.Module]:
@@ -32,7 +41,7 @@ def trained_like(name: str) -> tuple[ModelSpec, torch.nn.Module]:
 @pytest.mark.parametrize("name", list(ZOO))
 def test_every_model_exports_with_dynamic_batch_metadata_and_parity(name, tmp_path):
     spec, g = trained_like(name)
-    path = export_onnx(spec, g, tmp_path / f"{name}.onnx")
+    path, _ = export_onnx_file(spec, g, tmp_path / f"{name}.onnx")
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
@@ -45,17 +54,17 @@ def test_every_model_exports_with_dynamic_batch_metadata_and_parity(name, tmp_pa
     out = model.graph.output[0]
     assert [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim] == ["batch", *spec.image_shape]
     assert not [n for n in model.graph.node if n.op_type == "BatchNormalization"]  # folded
-    meta = {p.key: p.value for p in model.metadata_props}
-    assert ModelSpec.from_dict(json.loads(meta["gantool.spec"])) == spec
-    assert meta["gantool.num_classes"] == str(spec.num_classes) and meta["gantool.label_dtype"] == "int64"
-    report = check_onnx_parity(spec, g, path)
+    meta = read_metadata({p.key: p.value for p in model.metadata_props}, str(path))
+    assert meta.spec == spec and meta.precision == "fp32" and meta.graph == "lowered"
+    assert ModelSpec.from_dict(json.loads({p.key: p.value for p in model.metadata_props}["gantool.spec"])) == spec
+    report = onnx_parity(spec, g, path)
     assert report.passed and {c.batch for c in report.comparisons} >= {1, 2, 7, 64, 1024}
     assert max(c.max_abs for c in report.comparisons) <= 1e-4
 
 
 def test_a_wrong_graph_fails_parity_with_every_mismatch_listed(tmp_path):
     spec, g = trained_like("cgan")
-    path = export_onnx(spec, g, tmp_path / "cgan.onnx")
+    path, _ = export_onnx_file(spec, g, tmp_path / "cgan.onnx")
     model = onnx.load(str(path))
     emb = max(model.graph.initializer, key=lambda t: t.name.count("embedding"))
     w = numpy_helper.to_array(emb).copy()
@@ -63,7 +72,7 @@ def test_a_wrong_graph_fails_parity_with_every_mismatch_listed(tmp_path):
     emb.CopyFrom(numpy_helper.from_array(w, emb.name))
     onnx.save(model, str(path))
     with pytest.raises(ParityError) as e:
-        check_onnx_parity(spec, g, path)
+        onnx_parity(spec, g, path)
     failed = [c for c in e.value.reports[0].comparisons if not c.passed]
     assert {c.labels for c in failed if c.batch == 1} == {"=3"}
     assert "parity FAILED" in str(e.value) and "\n" not in str(e.value)
@@ -82,3 +91,6 @@ def test_export_cli_writes_name_onnx_and_reports(capsys, tmp_path, monkeypatch, 
     code = main(["export", "--model", str(run / "checkpoint.pt"), "--precision", "int4"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "'int4' is not one of 'fp32', 'fp16', 'int8'" in err
+    code = main(["export", "--model", str(run / "checkpoint.pt"), "-o", str(run / "checkpoint.pt")])
+    err = capsys.readouterr().err
+    assert code == 1 and "same file as --model" in err and torch.load(run / "checkpoint.pt", weights_only=True)

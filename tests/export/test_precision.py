@@ -11,7 +11,7 @@ from onnx import TensorProto, numpy_helper
 
 from gantool.cli import main
 from gantool.export import parity
-from gantool.export.onnx import export_onnx
+from gantool.export.onnx import export_onnx_file
 from gantool.export.precision import fp16_emulation, to_fp16
 from gantool.export.run import run_export
 from gantool.noise import make_noise
@@ -22,7 +22,7 @@ from gantool.train.checkpoint import load_generator
 @pytest.fixture(scope="module")
 def cdcgan_fp32(tmp_path_factory):
     spec, g = load_generator("cdcgan")
-    path = export_onnx(spec, g, tmp_path_factory.mktemp("fp32") / "cdcgan.onnx")
+    path, _ = export_onnx_file(spec, g, tmp_path_factory.mktemp("fp32") / "cdcgan.onnx")
     return spec, g, path
 
 

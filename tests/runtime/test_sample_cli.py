@@ -14,6 +14,19 @@ def test_parse_labels_forms():
     assert parse_labels("0-9") == list(range(10))
     assert parse_labels("3,3,7") == [3, 3, 7]
     assert parse_labels("0-2,7") == [0, 1, 2, 7]
+    assert parse_labels("-1") == [-1]  # parsed, then refused by the Generator as out of range
+
+
+def test_sample_labels_mean_what_they_mean_in_the_api(tmp_path, capsys):
+    from gantool.runtime import Generator
+
+    assert main(["sample", "--model", "cdcgan", "--labels", "3,3,7", "-o", str(tmp_path / "a.npy")]) == 0
+    with Generator.load("cdcgan") as g:
+        assert np.array_equal(np.load(tmp_path / "a.npy"), g.sample(labels=[3, 3, 7], seed=0))
+    assert "3 x 28 x 28" in capsys.readouterr().out
+    assert main(["sample", "--model", "cdcgan", "--n", "13", "-o", str(tmp_path / "n.npy")]) == 0
+    with Generator.load("cdcgan") as g:
+        assert np.array_equal(np.load(tmp_path / "n.npy"), g.sample(n=13, seed=0))
 
 
 def test_sample_png_grid_has_one_row_per_label(tmp_path, capsys):
@@ -21,6 +34,7 @@ def test_sample_png_grid_has_one_row_per_label(tmp_path, capsys):
     assert main(["sample", "--model", "cdcgan", "--labels", "3,7", "--per-label", "5", "-o", str(out)]) == 0
     im = Image.open(out)
     assert im.size == (2 * (5 * 30 + 2), 2 * (2 * 30 + 2))  # 5 columns x 2 rows of 28px + 2px padding, x2 scale
+    assert f"10 images; {im.size[0]} x {im.size[1]} pixels" in capsys.readouterr().out  # the file's width x height
 
 
 def test_sample_npy_and_unconditional_n(tmp_path, capsys):
@@ -33,8 +47,13 @@ def test_sample_npy_and_unconditional_n(tmp_path, capsys):
 
 def test_sample_bad_input_is_one_line(tmp_path, capsys):
     for args, message in ((["--model", "gan", "--labels", "1"], "unconditional"),
-                          (["--model", "cdcgan", "--labels", "4-x"], "not a list of integers"),
+                          (["--model", "gan", "--per-label", "2"], "unconditional"),
+                          (["--model", "cdcgan", "--labels", "4-x"], "is not an integer or a range"),
                           (["--model", "cdcgan", "--labels", "10"], "out of range"),
+                          (["--model", "cdcgan", "--labels", "-1"], "label -1 is out of range"),
+                          (["--model", "cdcgan", "--labels", "0-9999999999"], "allowed: at most 65536"),
+                          (["--model", "cdcgan", "--per-label", "10000"], "n must be in 1..65536"),
+                          (["--model", "cdcgan", "--labels", "3", "--n", "4"], "give either n"),
                           (["--model", "cdcgan", "-o", str(tmp_path / "a.jpg")], "allowed: .png, .npy")):
         assert main(["sample", *args]) == 1
         err = capsys.readouterr().err
@@ -42,8 +61,11 @@ def test_sample_bad_input_is_one_line(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_inspect_prints_metadata_and_io(capsys):
-    assert main(["inspect", str(shipped_onnx("cdcgan"))]) == 0
+def test_inspect_prints_metadata_precision_and_io(capsys):
+    assert main(["inspect", "--model", "cdcgan"]) == 0
     out = capsys.readouterr().out
-    assert "model: cdcgan" in out and "input  labels: tensor(int64) ['batch']" in out
-    assert "output images: tensor(float) ['batch', 1, 28, 28]" in out
+    assert "model: cdcgan" in out and "input  labels: int64 ['batch']" in out
+    assert "output images: float32 ['batch', 1, 28, 28]" in out
+    assert "(onnx, fp32, " in out and "opset 18" in out and "MiB" in out and "ops: " in out
+    assert main(["inspect", str(shipped_onnx("cdcgan"))]) == 0  # the 0.1 spelling, for one release
+    assert "deprecated" in capsys.readouterr().err
