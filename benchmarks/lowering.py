@@ -16,12 +16,11 @@ from pathlib import Path
 import click
 
 from gantool.benchmarks.bench import measure, script_options
-from gantool.benchmarks.engines import Engine
+from gantool.benchmarks.engines import Engine, backend_engine
 from gantool.export.run import run_export
 from gantool.fileio import atomic_write_bytes
 from gantool.runtime.backends.base import infer_split
-from gantool.runtime.backends.ort import OrtBackend
-from gantool.runtime.generator import open_backend
+from gantool.runtime.backends import open_backend
 
 
 def engines_for(model: str, folder: Path, threads: int) -> tuple[dict[str, Engine], object, int | None]:
@@ -29,12 +28,10 @@ def engines_for(model: str, folder: Path, threads: int) -> tuple[dict[str, Engin
     lowered = run_export(model, str(folder / f"{model}.onnx")).path
     out: dict[str, Engine] = {}
     for name, path in (("plain", plain), ("lowered", lowered)):
-        b = OrtBackend(path, threads=threads, name=name)
-        b.activate()
-        out[name] = Engine(name, b.infer, b.deactivate)
-    c, spec = open_backend(lowered, "ort", threads)  # the runtime's own backend, with the chunk it picks
+        out[name] = backend_engine(open_backend(path, "ort", threads), name)
+    c = open_backend(lowered, "ort", threads)  # the runtime's own backend, with the chunk it picks
     out["lowered+chunks"] = Engine("lowered+chunks", lambda feeds: infer_split(c, feeds), c.deactivate)
-    return out, spec, c.chunk
+    return out, c.generator_metadata().spec, c.chunk
 
 
 @click.command()

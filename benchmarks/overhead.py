@@ -44,7 +44,8 @@ def runtime_paths(g: Generator) -> dict[str, Engine]:
 def main(models: tuple[str, ...], batches: list[int], threads: int, rounds: int, json_path: str | None) -> None:
     report = {}
     for model in models:
-        src, spec = resolve_sources(model)
+        src, meta = resolve_sources(model)
+        spec = meta.spec
         g = Generator.load(src.onnx["fp32"], threads=threads)
         engines = {"ort": make_engine("ort", src, threads), **runtime_paths(g)}
         stats = measure(engines, spec, batches, rounds)

@@ -34,7 +34,7 @@ def other_model(tmp_path):
     ("truncated-weights", "not a gantool generator"),
     ("truncated-ckpt", "not a readable gantool checkpoint"),
     ("onnx", "is an exported engine, not PyTorch weights"),
-    ("other-model", "its weights do not fit a cgan generator"),
+    ("other-model", "weights do not fit a cgan generator"),
 ])
 def test_export_bad_model_inputs(case, message, tmp_path, monkeypatch, capsys):
     model = {"unknown": lambda: "nope",

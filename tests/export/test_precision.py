@@ -80,10 +80,12 @@ def test_int8_is_symmetric_qdq_and_keeps_the_judges_verdict(tmp_path):
 def test_failed_fp16_parity_is_an_error_and_leaves_no_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(parity.TOLERANCES, "fp16", parity.Tolerance(max_abs=1e-7))
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "cdcgan.fp16.onnx").write_bytes(b"the user's earlier export")
     code = main(["export", "--model", "cdcgan", "--precision", "fp16", "--samples", "100"])
-    err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and "parity FAILED" in err and "fp16-emulation" in err
-    assert list(tmp_path.iterdir()) == []
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the progress lines: one error line
+    assert code == 1 and last.startswith("gantool: error: parity FAILED") and "fp16-emulation" in last
+    assert [p.name for p in tmp_path.iterdir()] == ["cdcgan.fp16.onnx"]  # no temp file left
+    assert (tmp_path / "cdcgan.fp16.onnx").read_bytes() == b"the user's earlier export"  # and the old file kept
 
 
 def test_export_cli_default_names_for_variants(tmp_path, monkeypatch, capsys):
