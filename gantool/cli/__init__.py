@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"gantool: error: {e.format_message()}", err=True)
         return e.exit_code
     except click.exceptions.Abort:
-        click.echo("gantool: aborted", err=True)
+        click.echo("gantool: interrupted", err=True)
         return 130
     except KeyboardInterrupt:
         click.echo("gantool: interrupted", err=True)

@@ -20,6 +20,10 @@ from gantool.contract import Z, GeneratorMetadata, TensorSpec, read_metadata
 from gantool.errors import GantoolError
 
 
+class ModelLoadError(GantoolError, ValueError):
+    """An engine could not load a file: corrupt, truncated, or not a model (a ValueError for apps)."""
+
+
 def infer_split(backend: "Backend", feeds: dict[str, np.ndarray]) -> np.ndarray:
     """Run feeds through a backend in pieces of its max batch (an engine's profile limit) or its
     preferred chunk, whichever is smaller, writing each piece into one output array."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from gantool.contract import TensorSpec
 from gantool.errors import GantoolError
-from gantool.runtime.backends.base import Backend
+from gantool.runtime.backends.base import Backend, ModelLoadError
 
 
 def compile_config(threads: int | None, hint: str = "LATENCY") -> dict[str, Any]:
@@ -54,7 +54,7 @@ class OpenVinoBackend(Backend):
         try:
             self.graph = core.read_model(str(self.path))
         except RuntimeError as e:
-            raise GantoolError(f"OpenVINO could not read {self.source}: {str(e).splitlines()[0][:200]}") from None
+            raise ModelLoadError(f"OpenVINO could not read {self.source}: {str(e).splitlines()[0][:200]}") from None
         self.compiled = core.compile_model(self.graph, "CPU", compile_config(self.threads, self.hint))
         self.output = self.compiled.outputs[0]  # the contract's single output; generator_metadata() checks its name
 

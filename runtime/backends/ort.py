@@ -11,7 +11,7 @@ import numpy as np
 from gantool.contract import IMAGES, GeneratorMetadata, TensorSpec
 from gantool.errors import GantoolError
 from gantool.paths import cache_dir
-from gantool.runtime.backends.base import Backend
+from gantool.runtime.backends.base import Backend, ModelLoadError
 from gantool.runtime.ort import import_onnxruntime
 
 # Large CPU batches run in pieces whose activations stay in cache. Measured on the 2-core dev machine
@@ -93,7 +93,7 @@ class OrtBackend(Backend):
         try:
             self.session = ort.InferenceSession(model, self._options(), providers=self._providers())
         except Exception as e:  # ORT raises its own exception types; keep one clear line
-            raise GantoolError(f"ONNX Runtime could not load {self.source}: {str(e).splitlines()[0][:200]}") from None
+            raise ModelLoadError(f"ONNX Runtime could not load {self.source}: {str(e).splitlines()[0][:200]}") from None
         self._bind_run()
 
     def _bind_run(self) -> None:
