@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gantool.contract import GeneratorContract, read_metadata
+from gantool.contract import LABELS, Z, GeneratorContract, read_metadata
 from gantool.errors import GantoolError
 from gantool.runtime.backends import Backend, open_backend
 
@@ -110,8 +110,8 @@ def _torch(src: Sources, threads: int, compiled: bool) -> Engine:
 
     def run(feeds: dict[str, np.ndarray]) -> Any:
         with torch.inference_mode():
-            y = torch.from_numpy(feeds["labels"]) if "labels" in feeds else None
-            return g(torch.from_numpy(feeds["z"]), y).numpy()
+            y = torch.from_numpy(feeds[LABELS]) if LABELS in feeds else None
+            return g(torch.from_numpy(feeds[Z]), y).numpy()
 
     return Engine("torch-compile" if compiled else "torch", run)
 
@@ -155,7 +155,7 @@ def _runtime(path: Path, threads: int) -> Engine:
     g = Generator.load(path, engine="auto", threads=threads)
 
     def run(feeds: dict[str, np.ndarray]) -> Any:
-        return g.sample(labels=feeds.get("labels"), z=feeds["z"])
+        return g.sample(labels=feeds.get(LABELS), z=feeds[Z])
 
     return Engine("runtime", run, g.close)
 

@@ -101,8 +101,7 @@ def parts_of_one_image_request(url: str, model: str, threads: int) -> dict:
     import httpx
 
     from gantool.runtime import Generator
-    from gantool.images import make_grid
-    from gantool.serve.app import _png
+    from gantool.images import encode_png, make_grid
 
     def med(fn, k: int = 200) -> float:
         ts = []
@@ -123,7 +122,7 @@ def parts_of_one_image_request(url: str, model: str, threads: int) -> dict:
                                                           headers={"accept": "image/png"})),
                 "engine_batch1_ms": med(lambda: g.run(feeds)),
                 "json_encode_ms": med(lambda: json.dumps({"images_base64": base64.b64encode(img.tobytes()).decode()})),
-                "png_encode_ms": med(lambda: _png(make_grid(img, 1)))}
+                "png_encode_ms": med(lambda: encode_png(make_grid(img, 1)))}
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
     python benchmarks/overhead.py --model cdcgan --threads 2 --json benchmarks/results/overhead.json
 
 Interleaved by gantool.benchmarks.bench.measure, so every path sees the same machine states:
-- `ort`: a bare session.run on fixed feeds (gantool bench's `ort` engine);
+- `ort`: the runtime's backend call on fixed feeds (gantool bench's `ort` engine: ORT's native run);
+- `ort public run`: InferenceSession.run, which re-checks the feeds in Python before the native run;
 - `runtime z=`: Generator.sample(labels, z=z): z and label checks, the run, uint8 (gantool bench's
   `runtime` engine, which must feed every engine the same z);
 - `runtime seed=None`: sample(labels): fresh noise from the thread's generator (gantool.noise);
@@ -24,6 +25,7 @@ import numpy as np
 
 from gantool.benchmarks.bench import measure, resolve_sources, script_options
 from gantool.benchmarks.engines import Engine, make_engine
+from gantool.contract import IMAGES, LABELS, Z
 from gantool.fileio import atomic_write_bytes
 from gantool.runtime import Generator
 
@@ -32,9 +34,9 @@ def runtime_paths(g: Generator) -> dict[str, Engine]:
     seeds = itertools.count(1)
 
     def ask(feeds: dict[str, np.ndarray]) -> dict[str, Any]:  # labels, or n for unconditional models
-        return {"labels": feeds["labels"]} if "labels" in feeds else {"n": len(feeds["z"])}
+        return {"labels": feeds[LABELS]} if LABELS in feeds else {"n": len(feeds[Z])}
 
-    return {"runtime z=": Engine("runtime z=", lambda f: g.sample(z=f["z"], **ask(f))),
+    return {"runtime z=": Engine("runtime z=", lambda f: g.sample(z=f[Z], **ask(f))),
             "runtime seed=None": Engine("runtime seed=None", lambda f: g.sample(**ask(f))),
             "runtime seed=k": Engine("runtime seed=k", lambda f: g.sample(seed=next(seeds), **ask(f)))}
 
@@ -47,7 +49,9 @@ def main(models: tuple[str, ...], batches: list[int], threads: int, rounds: int,
         src, meta = resolve_sources(model)
         spec = meta.spec
         g = Generator.load(src.onnx["fp32"], threads=threads)
-        engines = {"ort": make_engine("ort", src, threads), **runtime_paths(g)}
+        session = g.backend.session  # type: ignore[attr-defined]
+        public = Engine("ort public run", lambda f: session.run([IMAGES], f)[0])  # what the native call saves
+        engines = {"ort": make_engine("ort", src, threads), "ort public run": public, **runtime_paths(g)}
         stats = measure(engines, spec, batches, rounds)
         for e in engines.values():
             e.close()

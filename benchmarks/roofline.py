@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gantool.contract import IMAGES  # the output name OrtBackend.infer fetches
+
 MATMUL_N = 1024
 
 
@@ -34,8 +36,8 @@ def _matmul_graph(a_shape: tuple[int, int], b_shape: tuple[int, int], b: np.ndar
     inputs = [helper.make_tensor_value_info("a", TensorProto.FLOAT, list(a_shape))]
     if b is None:
         inputs.append(helper.make_tensor_value_info("b", TensorProto.FLOAT, list(b_shape)))
-    g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["images"])], "mm", inputs,
-                          [helper.make_tensor_value_info("images", TensorProto.FLOAT, [a_shape[0], b_shape[1]])],
+    g = helper.make_graph([helper.make_node("MatMul", ["a", "b"], [IMAGES])], "mm", inputs,
+                          [helper.make_tensor_value_info(IMAGES, TensorProto.FLOAT, [a_shape[0], b_shape[1]])],
                           [] if b is None else [numpy_helper.from_array(b, "b")])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 10

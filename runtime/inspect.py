@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from gantool.contract import read_metadata, write_metadata
+from gantool.contract import SPEC_KEY, read_metadata, write_metadata
 from gantool.errors import GantoolError
 from gantool.runtime.backends.ort import OrtBackend
 from gantool.runtime.backends.trt import read_sidecar
@@ -74,7 +74,7 @@ def describe_text(info: dict[str, Any]) -> str:
         lines.append(f"  profile: batch min {p['min_batch']} opt {p['opt_batch']} max {p['max_batch']}; "
                      f"TensorRT {info.get('tensorrt_version')} on {info.get('gpu')}")
     for k, v in sorted(info["metadata"].items()):
-        if k.startswith("gantool.") and k != "gantool.spec":
+        if k != SPEC_KEY:  # shown above, field by field
             lines.append(f"  {k} = {v}")
     if info.get("note"):
         lines.append(f"  note: {info['note']}")
