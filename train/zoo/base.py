@@ -16,7 +16,7 @@ from gantool.train.recipe import Recipe
 class ZooEntry:
     name: str
     summary: str
-    seed_doc: str  # which seed notebook the architecture follows
+    paper: str  # the paper the architecture comes from, as a citation
     generator: Callable[[ModelSpec], nn.Module]  # forward(z, labels=None) -> (B, C, H, W) in [-1, 1]
     discriminator: Callable[..., nn.Module]  # (spec[, projection]) -> forward(x, labels=None) -> (B,) logits
     conditional: bool

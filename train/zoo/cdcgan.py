@@ -1,4 +1,4 @@
-"""`cdcgan`: the conditional DCGAN of the "Conditional GAN" chapter (seed 001), 28x28, z=128."""
+"""`cdcgan`: a conditional DCGAN at 28x28, z=128 (Mirza & Osindero 2014 with Radford et al. 2015)."""
 
 from __future__ import annotations
 
@@ -60,11 +60,12 @@ class Discriminator(nn.Module):
 
 
 ENTRY = ZooEntry(
-    name="cdcgan", summary="conditional DCGAN 28x28 (chapter): label embedding x z, 1x1-conv noise injection",
-    seed_doc="001_f5bc384feb0d601d.txt", generator=Generator, discriminator=Discriminator,
+    name="cdcgan", summary="conditional DCGAN 28x28: label embedding x z, 1x1-conv noise injection",
+    paper="Mirza & Osindero 2014 (conditional GAN) with Radford et al. 2015 (DCGAN)",
+    generator=Generator, discriminator=Discriminator,
     conditional=True, latent_dim=128, width=64, native_size=28, noise="uniform",
     recipe=Recipe(loss="bce", lr_g=3e-4, lr_d=2e-4, beta1=0.5, batch_size=128, epochs=20),
     seed_recipe=Recipe(loss="bce", lr_g=3e-4, lr_d=2e-4, beta1=0.9, beta2=0.999, batch_size=128, ema_decay=0.0,
                        fake_labels="uniform", epochs=50),
-    notes="z ~ U[-1,1] and Adam 3e-4/2e-4 as in the seed, with beta1=0.5; D outputs a logit.",
+    notes="z ~ U[-1,1] and Adam 3e-4/2e-4 as in the notebook, with beta1=0.5; D outputs a logit.",
 )

@@ -1,4 +1,4 @@
-"""`cgan`: the conditional MLP GAN of HW5 (seed 000), label Embedding(10, 10) concatenated with z."""
+"""`cgan`: the conditional MLP GAN of Mirza & Osindero 2014, label Embedding(10, 10) concatenated with z."""
 
 from __future__ import annotations
 
@@ -59,12 +59,13 @@ class Discriminator(nn.Module):
 
 
 ENTRY = ZooEntry(
-    name="cgan", summary="conditional MLP GAN (HW5): Embedding(10,10)+z, 110-128-256-512-1024-H*W with BatchNorm1d",
-    seed_doc="000_18e11282b4558e2c.txt", generator=Generator, discriminator=Discriminator,
+    name="cgan", summary="conditional MLP GAN: Embedding(10,10)+z, 110-128-256-512-1024-H*W with BatchNorm1d",
+    paper="Mirza & Osindero 2014, Conditional Generative Adversarial Nets",
+    generator=Generator, discriminator=Discriminator,
     conditional=True, latent_dim=100, width=128, native_size=None, noise="normal",
     recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=64, epochs=30, projection=True),
     seed_recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, batch_size=32, ema_decay=0.0,
                        fake_labels="uniform", epochs=85),
     projection=True,
-    notes="Default 28x28 (the seed resized to 64x64; --image-size 64 restores it). D outputs a logit.",
+    notes="Default 28x28 (the notebook resized to 64x64; --image-size 64 restores it). D outputs a logit.",
 )

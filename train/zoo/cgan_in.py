@@ -1,4 +1,4 @@
-"""`cgan-in`: the 64x64 conditional DCGAN with InstanceNorm of the "CGANs" project (seed 002)."""
+"""`cgan-in`: a 64x64 conditional DCGAN with InstanceNorm (Mirza & Osindero 2014 with Radford et al. 2015)."""
 
 from __future__ import annotations
 
@@ -61,10 +61,11 @@ class Discriminator(nn.Module):
 
 
 ENTRY = ZooEntry(
-    name="cgan-in", summary="conditional DCGAN 64x64 with InstanceNorm (CGANs project): labels embedded to 100-d",
-    seed_doc="002_5f42d3902c1e8937.txt", generator=Generator, discriminator=Discriminator,
+    name="cgan-in", summary="conditional DCGAN 64x64 with InstanceNorm: labels embedded to 100-d",
+    paper="Mirza & Osindero 2014 (conditional GAN) with Radford et al. 2015 (DCGAN), instance norm",
+    generator=Generator, discriminator=Discriminator,
     conditional=True, latent_dim=100, width=64, native_size=64, noise="normal",
     recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=64, epochs=8, mode_seeking=1.0),
-    notes="Widths 512-256-128-64 follow DCGAN (the seed page names no widths); InstanceNorm is affine. "
+    notes="Widths 512-256-128-64 follow DCGAN (the project page it follows names no widths); InstanceNorm is affine. "
           "MSGAN's mode-seeking term: without it (BCE, or hinge + spectral norm) G drew one image per label.",
 )

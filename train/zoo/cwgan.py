@@ -1,4 +1,4 @@
-"""`cwgan`: the conditional WGAN-GP of Lab 8 (seed 004), 28x28, one-hot labels."""
+"""`cwgan`: a conditional WGAN-GP (Gulrajani et al. 2017), 28x28, one-hot labels."""
 
 from __future__ import annotations
 
@@ -71,8 +71,9 @@ class Critic(nn.Module):
 
 
 ENTRY = ZooEntry(
-    name="cwgan", summary="conditional WGAN-GP 28x28 (Lab 8): one-hot+z, ConvT 256-128-64-32-1; critic with 10 label planes",
-    seed_doc="004_9c13be8577b76443.txt", generator=Generator, discriminator=Critic,
+    name="cwgan", summary="conditional WGAN-GP 28x28: one-hot+z, ConvT 256-128-64-32-1; critic with 10 label planes",
+    paper="Gulrajani et al. 2017, Improved Training of Wasserstein GANs (WGAN-GP), conditional",
+    generator=Generator, discriminator=Critic,
     conditional=True, latent_dim=100, width=32, native_size=28, noise="normal",
     recipe=Recipe(loss="wgan-gp", lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, batch_size=64,
                   n_critic=5, gp_weight=10.0, epochs=20, projection=True),

@@ -1,4 +1,4 @@
-"""`dcgan`: the 64x64 DCGAN of HW5 (seed 000)."""
+"""`dcgan`: the 64x64 DCGAN of Radford et al. 2015."""
 
 from __future__ import annotations
 
@@ -58,9 +58,10 @@ class Discriminator(nn.Module):
 
 
 ENTRY = ZooEntry(
-    name="dcgan", summary="64x64 DCGAN (HW5): ConvT 100-512-256-128-64-1, BatchNorm+ReLU; D mirrors it",
-    seed_doc="000_18e11282b4558e2c.txt", generator=Generator, discriminator=Discriminator,
+    name="dcgan", summary="64x64 DCGAN: ConvT 100-512-256-128-64-1, BatchNorm+ReLU; D mirrors it",
+    paper="Radford et al. 2015, Unsupervised Representation Learning with Deep Convolutional GANs (DCGAN)",
+    generator=Generator, discriminator=Discriminator,
     conditional=False, latent_dim=100, width=64, native_size=64, noise="normal",
     recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=64, label_smoothing=0.1, epochs=5),
-    notes="Adam beta1=0.5 and one-sided label smoothing 0.1 against the seed's D collapse (D loss 0.0006).",
+    notes="Adam beta1=0.5 and one-sided label smoothing 0.1 against the notebook's D collapse (D loss 0.0006).",
 )

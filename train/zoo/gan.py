@@ -1,4 +1,4 @@
-"""`gan`: the vanilla MLP GAN of Lab 11 (seed 003)."""
+"""`gan`: the MLP GAN of Goodfellow et al. 2014, 28x28."""
 
 from __future__ import annotations
 
@@ -44,9 +44,10 @@ class Discriminator(nn.Module):
 
 
 ENTRY = ZooEntry(
-    name="gan", summary="MLP GAN (Lab 11): G 100-256-512-1024-784, D 784-1024-512-256-1 with dropout",
-    seed_doc="003_9dad0dc86fdbb22e.txt", generator=Generator, discriminator=Discriminator,
+    name="gan", summary="MLP GAN: G 100-256-512-1024-784, D 784-1024-512-256-1 with dropout",
+    paper="Goodfellow et al. 2014, Generative Adversarial Nets",
+    generator=Generator, discriminator=Discriminator,
     conditional=False, latent_dim=100, width=256, native_size=None, noise="normal",
     recipe=Recipe(loss="bce", lr_g=2e-4, lr_d=2e-4, beta1=0.5, batch_size=100, epochs=50),
-    notes="D outputs a logit (Sigmoid folded into BCEWithLogits); Adam beta1=0.5 instead of the seed's 0.9.",
+    notes="D outputs a logit (Sigmoid folded into BCEWithLogits); Adam beta1=0.5 instead of the notebook's 0.9.",
 )
