@@ -67,8 +67,3 @@ def fresh_noise(n: int, latent_dim: int, distribution: str = "normal") -> np.nda
     if rng is None:
         rng = _fresh.rng = np.random.default_rng()  # OS entropy
     return _draw(rng, n, latent_dim, distribution)
-
-
-def grid_labels(num_classes: int, per_class: int) -> np.ndarray:
-    """Labels for a conditional grid: one row per class, `per_class` columns."""
-    return np.repeat(np.arange(num_classes, dtype=np.int64), per_class)

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 from gantool.paths import WEIGHTS_DIR
+from gantool.train.quality import quality_bars
 from gantool.train.shipped import read_shipped
 from gantool.train.zoo import count_params, generator_flops
-from ship_weights import quality_bars  # noqa: E402  (scripts/ is run as a folder of scripts)
 
 
 def main() -> None:

@@ -14,31 +14,30 @@ import json
 import subprocess
 from pathlib import Path
 
+from gantool.export.run import run_export  # scripts are the top layer: they may use every part of gantool
 from gantool.fileio import atomic_write_bytes
+from gantool.paths import SHIPPED_ONNX, shipped_onnx
 from gantool.train.checkpoint import load_checkpoint, spec_and_recipe
-from gantool.paths import SHIPPED_ONNX
+from gantool.train.data import load_split
 from gantool.train.evaluate import evaluate_model
+from gantool.train.quality import quality_bars
 from gantool.train.shipped import MNIST_ATTRIBUTION, read_shipped, shipped_path, write_shipped
-from ship_onnx import ship_onnx  # noqa: E402  (scripts/ is run as a folder of scripts)
 from gantool.train.zoo import ZOO
 
 
-def quality_bars(ev: dict) -> list[str]:
-    """The shipped-weights bars of the quality issue that this evaluation misses (empty: all met)."""
-    missed = []
-    if "label_accuracy" in ev:
-        la = ev["label_accuracy"]
-        if la["overall"] < 0.97:
-            missed.append(f"label accuracy {la['overall']:.2%} < 97%")
-        if min(la["per_class"]) < 0.90:
-            missed.append(f"worst digit's label accuracy {min(la['per_class']):.2%} < 90%")
-    if ev["recall"] < 0.05:  # not one of the issue's bars, but a collapsed generator must not read as "met"
-        floor = ev.get("resized_real_precision_recall")
-        at_size = f"; real digits resized the same way: {floor[1]:.3f}" if floor else ""
-        missed.append(f"recall {ev['recall']:.3f}: samples collapsed onto a few modes{at_size}")
-    if ev["mode_coverage"]["worst_class_share"] < 0.05:
-        missed.append(f"worst class share {ev['mode_coverage']['worst_class_share']:.2%} < 5%")
-    return missed
+def training_images(ckpt: dict, data_dir: str | None) -> int:
+    """How many images one epoch of the run read. Checkpoints record it; older ones (gantool 0.1) do not,
+    and then the count comes from --data-dir, once its files prove to be the ones the run trained on."""
+    data = ckpt.get("data") or {}
+    if isinstance(data.get("images"), int):
+        return data["images"]
+    split = load_split(data_dir, "train")
+    if dict(split.info.files) != data.get("files"):
+        raise SystemExit("the checkpoint predates the recorded training-image count, and the --data-dir files are "
+                         "not the ones it was trained on: pass --data-dir with its training data.")
+    print(f"note: the checkpoint does not record its training-image count; counted {len(split.images)} in "
+          f"--data-dir (same files as the run's)")
+    return len(split.images)
 
 
 def card_markdown(name: str, card: dict) -> str:
@@ -101,7 +100,7 @@ def main() -> None:
     commit = args.train_commit or subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                                  text=True).stdout.strip()
     steps = int(ckpt["step"])
-    per_epoch = 60000 // (recipe.batch_size * recipe.n_critic)
+    per_epoch = training_images(ckpt, args.data_dir) // (recipe.batch_size * recipe.n_critic)
     card = {"name": args.name, "command": args.command, "seed": int(ckpt["seed"]), "steps": steps,
             "epochs": steps / per_epoch, "recipe": recipe.to_dict(), "tricks": args.tricks,
             "cpu_hours": (args.cpu_seconds if args.cpu_seconds is not None else ckpt.get("cpu_seconds", 0.0)) / 3600,
@@ -116,8 +115,10 @@ def main() -> None:
     write_shipped(path, spec, state, card)
     read_shipped(path)  # it loads back
     atomic_write_bytes(path.with_suffix(".md"), card_markdown(args.name, card).encode())
-    if args.name in SHIPPED_ONNX:
-        ship_onnx(args.name)
+    if args.name in SHIPPED_ONNX:  # what scripts/ship_onnx.py does for one name
+        result = run_export(str(path), str(shipped_onnx(args.name)))
+        worst = max(c.max_abs for r in result.parity for c in r.comparisons)
+        print(f"{args.name}: wrote {result.path} (parity max abs {worst:.2e})")
     print(card_markdown(args.name, card))
 
 

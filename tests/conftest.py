@@ -1,4 +1,5 @@
-"""Shared fixtures: the MNIST copy beside the project, and GPU/TensorRT markers that skip with a reason."""
+"""Shared fixtures: the MNIST copy beside the project, an IDX writer, and GPU/TensorRT markers that skip
+with a reason. Tests take what they need from here as fixtures; nothing imports this module."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gzip
 import importlib.util
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -36,7 +38,7 @@ def mnist_dir() -> Path:
     return MNIST_DIR
 
 
-def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+def _write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
     """Write a uint8 array in IDX layout (gzip when compress), as MNIST ships it."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
@@ -49,6 +51,12 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
 
 
 @pytest.fixture(scope="session")
+def write_idx() -> Callable[..., Path]:
+    """write_idx(path, array, compress=True) -> the path written (path + ".gz" when compressed)."""
+    return _write_idx
+
+
+@pytest.fixture(scope="session")
 def small_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Path:
     """The first 4096 MNIST training and 2000 test images, as their own IDX dataset: fast runs."""
     from gantool.train.data import load_split
@@ -56,6 +64,6 @@ def small_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Pa
     d = tmp_path_factory.mktemp("small_mnist")
     for split_name, prefix, n in (("train", "train", 4096), ("test", "t10k", 2000)):
         split = load_split(mnist_dir, split_name)
-        write_idx(d / f"{prefix}-images-idx3-ubyte", split.images[:n])
-        write_idx(d / f"{prefix}-labels-idx1-ubyte", split.labels[:n].astype(np.uint8))
+        _write_idx(d / f"{prefix}-images-idx3-ubyte", split.images[:n])
+        _write_idx(d / f"{prefix}-labels-idx1-ubyte", split.labels[:n].astype(np.uint8))
     return d

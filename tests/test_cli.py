@@ -13,7 +13,6 @@ import pytest
 import gantool
 from gantool.cli import main
 from gantool.train.checkpoint import load_checkpoint
-from tests.conftest import write_idx
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -48,7 +47,7 @@ def test_models_lists_the_zoo_with_params_and_flops(capsys, tmp_path):
 
 
 @pytest.fixture()
-def bad_data(tmp_path):
+def bad_data(tmp_path, write_idx):
     d = tmp_path / "bad"
     d.mkdir()
     (d / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
@@ -93,7 +92,7 @@ def test_existing_run_is_never_overwritten_and_resume_keeps_its_recipe(capsys, t
     assert_one_line_error(code, err, "already holds a training run", "--resume")
     assert (run / "checkpoint.pt").read_bytes() == before
     code, _, err = run_cli(capsys, *base, "--max-steps", "5", "--resume", "--lr", "0.1")
-    assert_one_line_error(code, err, "lr_g", "lr_d")
+    assert_one_line_error(code, err, "--lr-g", "--lr-d")
     code, _, err = run_cli(capsys, *base, "--max-steps", "5", "--resume")
     assert code == 0, err
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 5

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 import gantool
-from gantool.errors import CheckpointError
+from gantool.errors import CheckpointError, GantoolError
 from gantool.fileio import atomic_write_bytes
 from gantool.spec import ModelSpec
 from gantool.train.recipe import Recipe
@@ -72,19 +72,42 @@ def load_safetensors(path: Path, kind: str) -> tuple[dict[str, str], dict[str, t
         raise CheckpointError(f"{path}: not a gantool {kind} ({type(e).__name__}: {str(e)[:120]}).") from None
 
 
-def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | os.PathLike, arch: str) -> None:
-    """load_state_dict with one clear line when the weights belong to another model."""
+def load_weights(module: torch.nn.Module, weights: Any, path: str | os.PathLike, arch: str,
+                 part: str = "generator") -> None:
+    """load_state_dict with one clear line when the weights belong to another model, or are not
+    finite floating-point numbers where the model has floats (load_state_dict would cast integers
+    silently, and NaN weights surface much later as NaN images or a failed eval)."""
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"{path}: it holds no {part} weights (a dict of tensors).",
+                              note="it is not a complete gantool checkpoint.")
+    own = module.state_dict()
+    for name, value in weights.items():
+        target = own.get(name)
+        if target is None or not target.is_floating_point():
+            continue  # unexpected keys and integer buffers: load_state_dict judges them below
+        if not value.is_floating_point():
+            raise CheckpointError(f"{path}: {part} tensor {name} is {str(value.dtype).replace('torch.', '')}; "
+                                  f"weights must be floating point (float16, bfloat16, float32 or float64).")
+        if not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{path}: {part} tensor {name} holds NaN or infinite values; weights must be "
+                                  f"finite.", note="the run it came from diverged; use an earlier checkpoint.")
     try:
         module.load_state_dict(weights)
-    except (RuntimeError, KeyError) as e:
-        first = str(e).splitlines()[0][:160]
-        raise CheckpointError(f"{path}: its weights do not fit a {arch} generator ({first}).",
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise CheckpointError(f"{path}: its {part} weights do not fit a {arch} {part} ({first}).",
                               note="the file's spec and weights disagree: it was made for another model "
                                    "or by an incompatible gantool.") from None
 
 
-def spec_and_recipe(ckpt: dict[str, Any]) -> tuple[ModelSpec, Recipe]:
-    return ModelSpec.from_dict(ckpt["spec"]), Recipe.from_dict(ckpt["recipe"])
+def spec_and_recipe(ckpt: dict[str, Any], source: str | os.PathLike = "the checkpoint") -> tuple[ModelSpec, Recipe]:
+    """The checkpoint's spec and recipe, every field checked: a CheckpointError/SpecError line names the file."""
+    if "recipe" not in ckpt:
+        raise CheckpointError(f"{source}: it holds no training recipe; it is not a complete gantool checkpoint.")
+    try:
+        return ModelSpec.from_dict(ckpt["spec"]), Recipe.from_dict(ckpt["recipe"])
+    except GantoolError as e:
+        raise type(e)(f"{source}: {e}") from None
 
 
 def load_generator(path: str | os.PathLike, ema: bool = True) -> tuple[ModelSpec, torch.nn.Module]:
@@ -104,8 +127,8 @@ def load_generator(path: str | os.PathLike, ema: bool = True) -> tuple[ModelSpec
     if str(path).endswith(".safetensors"):
         return read_shipped(Path(path))[:2]
     ckpt = load_checkpoint(path)
-    spec, _ = spec_and_recipe(ckpt)
+    spec, _ = spec_and_recipe(ckpt, path)
     g = build_generator(spec)
-    weights = ckpt.get("generator_ema") if ema and ckpt.get("generator_ema") is not None else ckpt["generator"]
+    weights = ckpt.get("generator_ema") if ema and ckpt.get("generator_ema") is not None else ckpt.get("generator")
     load_weights(g, weights, path, spec.arch)
     return spec, g.eval()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,9 @@ def read_idx(path: Path, expect_ndim: int) -> np.ndarray:
         raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
-    except (EOFError, gzip.BadGzipFile, OSError) as e:
-        raise DataError(f"{path}: cannot be read as {'gzip' if path.suffix == '.gz' else 'a file'} ({e}); "
-                        f"expected an IDX file, optionally gzip-compressed.") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
+        raise DataError(f"{path}: cannot be read as {'gzip' if path.suffix == '.gz' else 'a file'} "
+                        f"({_one_line(e)}); expected an IDX file, optionally gzip-compressed.") from None
     expected = f"an IDX file with magic 0x0000{0x08:02x}{expect_ndim:02x} (uint8, {expect_ndim}-d)"
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES:
         raise DataError(f"{path}: wrong magic number {raw[:4].hex() or '(empty file)'}; expected {expected}.")
@@ -52,6 +53,12 @@ def read_idx(path: Path, expect_ndim: int) -> np.ndarray:
         raise DataError(f"{path}: {'truncated' if len(raw) < need else 'has trailing bytes'}: "
                         f"{len(raw)} bytes, but its header {dims} needs {need}.")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(np.uint8 if raw[2] == 0x08 else dtype.newbyteorder("="))
+
+
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception as one short line: library messages may span several (torchvision's download does)."""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _find(directory: Path, stem: str) -> Path | None:
@@ -83,7 +90,8 @@ def _download_mnist(root: Path) -> None:
         MNIST(str(root), train=True, download=True)
         MNIST(str(root), train=False, download=True)
     except Exception as e:  # offline, or torchvision missing
-        raise DataError(f"no MNIST found in {root} and the torchvision download failed ({type(e).__name__}: {e}).",
+        raise DataError(f"no MNIST found in {root} and the torchvision download failed "
+                        f"({type(e).__name__}: {_one_line(e)}).",
                         note="pass --data-dir (or set GANTOOL_DATA) to a folder with the MNIST IDX files.") from None
 
 
@@ -96,6 +104,22 @@ class Split:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def data_files(data_dir: str | os.PathLike | None) -> dict[str, Path]:
+    """The dataset files a command would read, found without downloading or validating anything:
+    what an output path must not replace (gantool.fileio.refuse_overwrite)."""
+    try:
+        directory = resolve_data_dir(data_dir, download=False)
+    except DataError:
+        return {}
+    found = {}
+    for stems in SPLIT_FILES.values():
+        for stem in stems:
+            p = _find(directory, stem)
+            if p is not None:
+                found[f"--data-dir file {p.name}"] = p
+    return found
 
 
 def load_split(data_dir: str | os.PathLike | None, split: str = "train", download: bool = True) -> Split:
@@ -115,10 +139,13 @@ def load_split(data_dir: str | os.PathLike | None, split: str = "train", downloa
     if len(images) != len(labels):
         raise DataError(f"{paths[0]} holds {len(images)} images but {paths[1]} holds {len(labels)} labels; "
                         f"expected equal counts.")
-    if len(labels) == 0 or labels.min() < 0:
-        raise DataError(f"{paths[1]}: labels must be non-negative class indices; found min {labels.min(initial=0)}.")
-    if images.shape[1] != images.shape[2]:
-        raise DataError(f"{paths[0]}: images are {images.shape[1]}x{images.shape[2]}; expected square images.")
+    if len(labels) == 0:
+        raise DataError(f"{paths[0]}: holds no images; expected at least one image and label.")
+    if labels.min() < 0:
+        raise DataError(f"{paths[1]}: labels must be non-negative class indices; found min {labels.min()}.")
+    if images.shape[1] != images.shape[2] or images.shape[1] < 1:
+        raise DataError(f"{paths[0]}: images are {images.shape[1]}x{images.shape[2]}; expected square images of at "
+                        f"least 1x1 pixels.")
     info = DataInfo(num_classes=int(labels.max()) + 1, image_size=int(images.shape[1]), channels=1,
                     name=directory.name, files={p.name: sha256(p) for p in paths})
     return Split(images=images, labels=labels, info=info)

@@ -16,34 +16,43 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gantool.contract import cycle_labels
+from gantool.errors import DataError, GantoolError
 from gantool.noise import make_noise
 from gantool.spec import ModelSpec
 from gantool.train.data import Split
 from gantool.train.judge import Judge, to_unit
+from gantool.train.limits import check_eval_size, check_seed
 
 Progress = Callable[[str], None]
+
+def _device(module: torch.nn.Module) -> torch.device:
+    return next((p.device for p in module.parameters()), torch.device("cpu"))
 
 
 @torch.no_grad()
 def generate(g: torch.nn.Module, spec: ModelSpec, n: int, seed: int, batch: int = 500) -> tuple[torch.Tensor, np.ndarray | None]:
-    """n images in [-1, 1] from the project's noise; conditional models get balanced labels 0..K-1."""
+    """n images in [-1, 1] (on the CPU) from the project's noise; conditional models get the contract's
+    cycled labels 0..K-1, so eval, the runtime and bench draw the same (z, label) pairs."""
+    device = _device(g)
     z = torch.from_numpy(make_noise(seed, n, spec.latent_dim, spec.noise))
-    labels = np.arange(n, dtype=np.int64) % spec.num_classes if spec.conditional else None
+    labels = cycle_labels(n, spec.num_classes) if spec.conditional else None
     out = []
     for i in range(0, n, batch):
-        y = torch.from_numpy(labels[i:i + batch]) if labels is not None else None
-        out.append(g(z[i:i + batch], y).float().clamp(-1, 1))
+        y = torch.from_numpy(labels[i:i + batch]).to(device) if labels is not None else None
+        out.append(g(z[i:i + batch].to(device), y).float().clamp(-1, 1).cpu())
     return torch.cat(out), labels
 
 
 @torch.no_grad()
 def judge_outputs(judge: Judge, x: torch.Tensor, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
-    """Penultimate features (float64) and predicted classes of images in [-1, 1]."""
+    """Penultimate features (float64) and predicted classes of images in [-1, 1], on the judge's device."""
+    device = _device(judge)
     feats, preds = [], []
     for i in range(0, len(x), batch):
-        f = judge.features(x[i:i + batch])
-        feats.append(f.double().numpy())
-        preds.append(judge.head(f).argmax(1).numpy())
+        f = judge.features(x[i:i + batch].to(device))
+        feats.append(f.double().cpu().numpy())
+        preds.append(judge.head(f).argmax(1).cpu().numpy())
     return np.concatenate(feats), np.concatenate(preds)
 
 
@@ -155,6 +164,9 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
     g.eval()
     progress("generating")
     x, labels = generate(g, spec, n, seed)
+    if not bool(torch.isfinite(x).all()):
+        raise GantoolError(f"the {spec.arch} generator produced NaN images; its outputs cannot be measured.",
+                           note="its weights are finite but overflow; use an earlier checkpoint.")
     progress("judging")
     feats, preds = judge_outputs(judge, x)
     k = judge.cfg.num_classes
@@ -199,20 +211,36 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
 
 
 def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed: int = 0,
-                   judge_path: str | None = None, grid_path: str | None = None, progress: bool = False) -> dict[str, Any]:
-    """`gantool eval`: load a generator and the judge, measure, write the grid; returns the report."""
-    from gantool.errors import GantoolError
+                   judge_path: str | None = None, grid_path: str | None = None, progress: bool = False,
+                   device: str = "cpu") -> dict[str, Any]:
+    """`gantool eval`: load a generator and the judge, measure, write the grid; returns the report.
+
+    device: auto, cpu or cuda (gantool.train.loop.resolve_device); generation and the judge run there,
+    the metrics on the CPU.
+    """
     from gantool.images import save_png
     from gantool.train.checkpoint import load_generator
     from gantool.train.data import load_split
     from gantool.train.judge import load_judge
-    from gantool.train.loop import sample_grid
+    from gantool.train.loop import resolve_device, sample_grid
 
+    check_eval_size(n)
+    check_seed(seed)
+    device = resolve_device(device)
     spec, g = load_generator(model)
     judge, _ = load_judge(judge_path)
     if judge.cfg.num_classes != spec.num_classes:
         raise GantoolError(f"the judge knows {judge.cfg.num_classes} classes but the model has {spec.num_classes}.",
                            note="train a judge on the model's dataset: gantool judge train --data-dir DIR.")
+    train_split, test_split = load_split(data_dir, "train"), load_split(data_dir, "test")
+    for split in (train_split, test_split):
+        if split.info.image_size != judge.cfg.image_size:
+            name = next(iter(split.info.files), "the data")
+            raise DataError(f"{name} holds {split.info.image_size}x{split.info.image_size} images, but the judge "
+                            f"compares {judge.cfg.image_size}x{judge.cfg.image_size} ones; allowed: data of the "
+                            f"judge's size.", note="pass --judge with a judge trained on this data (gantool judge "
+                                                   "train --data-dir DIR).")
+    g, judge = g.to(device), judge.to(device)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -224,10 +252,10 @@ def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed
             bar.update(1)
 
     tick("real data")
-    real = prepare_real(judge, load_split(data_dir, "train"), load_split(data_dir, "test"))
+    real = prepare_real(judge, train_split, test_split)
     report = evaluate(g, spec, judge, real, n=n, seed=seed, progress=tick)
     grid_path = grid_path or f"{spec.arch}-eval.png"
-    save_png(grid_path, sample_grid(g, spec, seed), scale=2)
+    save_png(grid_path, sample_grid(g, spec, seed, device=device), scale=2)
     if bar is not None:
         bar.close()
     report["grid"] = str(grid_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from importlib import resources
 import time
 from dataclasses import dataclass
@@ -20,9 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantool.errors import CheckpointError
+from gantool.errors import CheckpointError, DataError
 from gantool.fileio import atomic_write_bytes
 from gantool.train.data import Split
+from gantool.train.limits import check_seed
+
+log = logging.getLogger(__name__)
 
 JUDGE_SCHEMA_VERSION = 1
 SHIPPED_JUDGE = Path(str(resources.files("gantool") / "weights" / "judge-mnist.safetensors"))
@@ -97,6 +101,11 @@ def accuracy(judge: Judge, split: Split, batch: int = 1000) -> tuple[float, list
 
 def train_judge(train: Split, test: Split, epochs: int = 6, batch_size: int = 128, seed: int = 0,
                 progress: bool = False) -> tuple[Judge, dict[str, Any]]:
+    """Train a judge on `train` and measure it on `test`; a tqdm bar when progress, log lines otherwise."""
+    check_seed(seed)
+    if len(train.images) < batch_size:
+        raise DataError(f"the training split holds {len(train.images)} images, fewer than one batch of the judge's "
+                        f"training ({batch_size}); allowed: at least {batch_size} images.")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     cfg = JudgeConfig(num_classes=train.info.num_classes, image_size=train.info.image_size, dataset=train.info.name)
@@ -125,8 +134,8 @@ def train_judge(train: Split, test: Split, epochs: int = 6, batch_size: int = 12
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.4f}")
         if bar is None:
-            print(f"judge epoch {epoch + 1}/{epochs} loss {float(loss.detach()):.4f} "
-                  f"{time.perf_counter() - t0:.0f}s", flush=True)
+            log.info("judge epoch %d/%d loss %.4f %.0fs", epoch + 1, epochs, float(loss.detach()),
+                     time.perf_counter() - t0)
     if bar is not None:
         bar.close()
     acc, per_class = accuracy(judge, test)
@@ -144,7 +153,7 @@ def save_judge(path: str | Path, judge: Judge, metrics: dict[str, Any]) -> None:
 
 def load_judge(path: str | Path | None = None) -> tuple[Judge, dict[str, Any]]:
     """Load a judge (the shipped MNIST one by default), in eval mode, with its recorded metrics."""
-    from gantool.train.checkpoint import load_safetensors
+    from gantool.train.checkpoint import load_safetensors, load_weights
 
     path = Path(path) if path is not None else SHIPPED_JUDGE
     meta, state = load_safetensors(path, "judge")
@@ -154,6 +163,16 @@ def load_judge(path: str | Path | None = None) -> tuple[Judge, dict[str, Any]]:
         raise CheckpointError(f"{path}: not a gantool judge (no valid config: {e}).") from None
     if cfg.schema_version != JUDGE_SCHEMA_VERSION:
         raise CheckpointError(f"{path}: judge schema {cfg.schema_version}; this gantool reads {JUDGE_SCHEMA_VERSION}.")
+    lowest = {"num_classes": 1, "image_size": 4, "width": 1, "feature_dim": 1}  # each at most 4096
+    bad = [f"{k}={getattr(cfg, k)!r}" for k, low in lowest.items() if isinstance(getattr(cfg, k), bool)
+           or not isinstance(getattr(cfg, k), int) or not low <= getattr(cfg, k) <= 4096]
+    if bad or not isinstance(cfg.dataset, str):
+        raise CheckpointError(f"{path}: its judge config has invalid fields ({', '.join(bad) or 'dataset'}); "
+                              f"allowed: integers up to 4096 (image_size >= 4) and a dataset name.")
     judge = Judge(cfg)
-    judge.load_state_dict(state)
-    return judge.eval(), json.loads(meta.get("metrics", "{}"))
+    load_weights(judge, state, path, "judge", "judge")
+    try:
+        metrics = json.loads(meta.get("metrics", "{}"))
+    except (ValueError, RecursionError):
+        metrics = {}
+    return judge.eval(), metrics if isinstance(metrics, dict) else {}

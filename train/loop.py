@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
+import logging
 import os
 import sys
 import time
@@ -21,25 +23,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gantool.contract import GRID_COLUMNS, GRID_IMAGES, grid_columns, grid_labels
 from gantool.errors import CheckpointError, GantoolError, TrainingDiverged
-from gantool.fileio import remove_stale_temps
-from gantool.noise import grid_labels, make_noise
+from gantool.fileio import atomic_write_bytes, remove_stale_temps
+from gantool.noise import make_noise
 from gantool.images import make_grid, save_png, to_uint8
 from gantool.spec import ModelSpec
 from gantool.train import losses
-from gantool.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, run_checkpoint, save_checkpoint
+from gantool.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_weights, run_checkpoint, save_checkpoint
 from gantool.train.data import Split
+from gantool.train.limits import check_seed
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import build_models
+
+log = logging.getLogger(__name__)
 
 LOG_FIELDS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s"]
 
 
 @dataclass
 class RunOptions:
+    """How one invocation runs. What the run *is* (spec, recipe, seed, device) lives in the Trainer,
+    which writes it into the checkpoint."""
+
     out_dir: Path
-    seed: int = 0
-    device: str = "cpu"
     max_steps: int | None = None  # absolute step limit, so a resumed run stops at the same place
     max_minutes: float | None = None  # wall-clock limit of this invocation, for equal-time recipe comparisons
     ckpt_every: int = 500
@@ -65,6 +72,7 @@ class TrainResult:
 
 
 def resolve_device(device: str) -> str:
+    """auto/cpu/cuda -> cpu or cuda: the one reading of --device for every command that has it."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -85,21 +93,28 @@ def prepare_images(images: np.ndarray, size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_grid(g: torch.nn.Module, spec: ModelSpec, seed: int, per_class: int = 10, device: str = "cpu") -> np.ndarray:
-    """The fixed-noise grid: one row per class for conditional models, 8x8 otherwise."""
-    n = spec.num_classes * per_class if spec.conditional else 64
+def sample_grid(g: torch.nn.Module, spec: ModelSpec, seed: int, per_label: int = GRID_COLUMNS,
+                device: str = "cpu") -> np.ndarray:
+    """The fixed-noise grid, laid out as gantool.contract says (as `gantool sample` and the runtime do):
+    one row of per_label images per class for conditional models, GRID_IMAGES images otherwise."""
+    labels = grid_labels(range(spec.num_classes), per_label) if spec.conditional else None
+    n = len(labels) if labels is not None else GRID_IMAGES
     z = torch.from_numpy(make_noise(seed, n, spec.latent_dim, spec.noise)).to(device)
-    y = torch.from_numpy(grid_labels(spec.num_classes, per_class)).to(device) if spec.conditional else None
+    y = torch.from_numpy(labels).to(device) if labels is not None else None
     was_training = g.training
     g.eval()
     out = g(z, y).float().cpu().numpy()
     g.train(was_training)
-    return make_grid(to_uint8(out), ncol=per_class if spec.conditional else 8)
+    return make_grid(to_uint8(out, *spec.output_range), ncol=grid_columns(spec.conditional, per_label, n))
 
 
 class Trainer:
+    """One training run: spec, recipe, data, seed and device, set here once; state_dict() carries them
+    into the checkpoint and load_state_dict() continues from one exactly."""
+
     def __init__(self, spec: ModelSpec, recipe: Recipe, split: Split, seed: int = 0, device: str = "cpu") -> None:
-        self.spec, self.recipe, self.seed, self.device = spec, recipe, seed, device
+        device = resolve_device(device)
+        self.spec, self.recipe, self.seed, self.device = spec, recipe, check_seed(seed), device
         self.data_info = split.info
         self.images = prepare_images(split.images, spec.image_size)
         self.labels = torch.from_numpy(split.labels)
@@ -160,7 +175,10 @@ class Trainer:
             real_out, fake_out = self.d(x, y), self.d(fake.detach(), y_fake)
             d_loss = losses.d_loss(kind, real_out, fake_out, r.label_smoothing)
             if kind == "wgan-gp":
-                d_loss = d_loss + r.gp_weight * losses.gradient_penalty(self.d, x, fake.detach(), y, self.rng)
+                # Each interpolate takes one label, so the fake it mixes with a real image must have the
+                # real image's label: when the fakes were drawn with other labels, make the GP's own.
+                gp_fake = fake.detach() if y_fake is y or torch.equal(y_fake, y) else self._fakes_aside(z, y)
+                d_loss = d_loss + r.gp_weight * losses.gradient_penalty(self.d, x, gp_fake, y, self.rng)
             self._check_finite("D", d_loss)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -176,6 +194,15 @@ class Trainer:
         self._update_ema()
         return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
                 "d_real": losses.d_score(kind, real_out.detach()), "d_fake": losses.d_score(kind, fake_out)}
+
+    @torch.no_grad()
+    def _fakes_aside(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """G(z, y) without gradients and without moving G's BatchNorm statistics: an extra look, not a step."""
+        saved = [b.clone() for b in self.g.buffers()]
+        out = self.g(z, y)
+        for b, s in zip(self.g.buffers(), saved):
+            b.copy_(s)
+        return out
 
     def _check_finite(self, which: str, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
@@ -197,14 +224,15 @@ class Trainer:
     def sampler(self) -> torch.nn.Module:
         return self.g_ema if self.g_ema is not None else self.g
 
-    def grid(self, per_class: int = 10) -> np.ndarray:
-        return sample_grid(self.sampler(), self.spec, self.seed, per_class, self.device)
+    def grid(self, per_label: int = GRID_COLUMNS) -> np.ndarray:
+        return sample_grid(self.sampler(), self.spec, self.seed, per_label, self.device)
 
     # --- checkpoint state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
             "spec": self.spec.to_dict(), "recipe": self.recipe.to_dict(), "step": self.step_count, "seed": self.seed,
-            "data": {"name": self.data_info.name, "files": dict(self.data_info.files)},
+            "device": self.device,
+            "data": {"name": self.data_info.name, "files": dict(self.data_info.files), "images": len(self.images)},
             "generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
             "generator_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "cpu_seconds": self.cpu_seconds,
@@ -212,26 +240,57 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state() if self.device == "cuda" else None},
         }
 
-    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
-        if ckpt["data"]["files"] != dict(self.data_info.files):
-            raise CheckpointError("the data files differ from those the checkpoint was trained on "
-                                  f"({sorted(ckpt['data']['files'])}); an exact resume needs the same data.")
-        self.g.load_state_dict(ckpt["generator"])
-        self.d.load_state_dict(ckpt["discriminator"])
+    def load_state_dict(self, ckpt: dict[str, Any], source: str = "the checkpoint") -> None:
+        """Continue exactly from a checkpoint; CheckpointError (one line) for any part that is missing
+        or does not fit, before anything of the run changes on disk."""
+        data = ckpt.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+            raise CheckpointError(f"{source}: it records no data files; an exact resume needs to know its data.")
+        if data["files"] != dict(self.data_info.files):
+            raise CheckpointError(f"{source}: the data files differ from those the checkpoint was trained on "
+                                  f"({sorted(data['files'])}); an exact resume needs the same data.")
+        step, cpu = ckpt.get("step"), ckpt.get("cpu_seconds", 0.0)
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise CheckpointError(f"{source}: its step count {step!r} is not a non-negative integer.")
+        if isinstance(cpu, bool) or not isinstance(cpu, (int, float)):
+            raise CheckpointError(f"{source}: its cpu_seconds {cpu!r} is not a number.")
+        load_weights(self.g, ckpt.get("generator"), source, self.spec.arch, "generator")
+        load_weights(self.d, ckpt.get("discriminator"), source, self.spec.arch, "discriminator")
         if self.g_ema is not None:
-            self.g_ema.load_state_dict(ckpt["generator_ema"])
-        self.opt_g.load_state_dict(ckpt["opt_g"])
-        self.opt_d.load_state_dict(ckpt["opt_d"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        self.rng.set_state(ckpt["rng"]["noise"])
-        if self.device == "cuda" and ckpt["rng"]["cuda"] is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"])
-        self.step_count = int(ckpt["step"])
-        self.cpu_seconds = float(ckpt.get("cpu_seconds", 0.0))
+            load_weights(self.g_ema, ckpt.get("generator_ema"), source, self.spec.arch, "EMA generator")
+        for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
+            try:
+                opt.load_state_dict(ckpt.get(name))
+            except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as e:
+                raise CheckpointError(f"{source}: its optimizer state {name} does not fit this model "
+                                      f"({_first_line(e)}).") from None
+        rng = ckpt.get("rng")
+        try:
+            if not isinstance(rng, dict):
+                raise TypeError(f"rng is a {type(rng).__name__}, not a dict")
+            torch.set_rng_state(rng["torch"])
+            self.rng.set_state(rng["noise"])
+            if self.device == "cuda" and rng.get("cuda") is not None:
+                torch.cuda.set_rng_state(rng["cuda"])
+        except (RuntimeError, TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{source}: its saved RNG state is corrupt ({_first_line(e)}); an exact resume "
+                                  f"needs it.", note="start a new run, or warm-start one from it with --model.") from None
+        self.step_count = step
+        self.cpu_seconds = float(cpu)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:160]
 
 
 class CsvLog:
-    """log.csv, one row per step; on resume, rows past the checkpoint's step are dropped."""
+    """log.csv, one row per step, appended and flushed at every checkpoint.
+
+    On resume, the rows up to the checkpoint's step are kept and later ones (steps the resumed run
+    will redo) dropped, by an atomic rewrite before appending: a kill at any moment leaves at least
+    every row up to the last checkpoint.
+    """
 
     def __init__(self, path: Path, resume_step: int | None) -> None:
         self.path = path
@@ -244,10 +303,13 @@ class CsvLog:
                             rows.append(row)
                     except (TypeError, ValueError):
                         break  # a row cut short by a kill
-        self.file = path.open("w", newline="")
+        buf = io.StringIO(newline="")
+        writer = csv.DictWriter(buf, LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(path, buf.getvalue().encode())
+        self.file = path.open("a", newline="")
         self.writer = csv.DictWriter(self.file, LOG_FIELDS)
-        self.writer.writeheader()
-        self.writer.writerows(rows)
 
     def write(self, row: dict[str, Any]) -> None:
         self.writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -267,8 +329,9 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
     out = opts.out_dir
     ckpt_path = out / CHECKPOINT_NAME
     if opts.resume:
+        trainer.load_state_dict(resume_state if resume_state is not None else load_checkpoint(run_checkpoint(out)),
+                                source=str(ckpt_path))
         remove_stale_temps(out)
-        trainer.load_state_dict(resume_state if resume_state is not None else load_checkpoint(run_checkpoint(out)))
     elif ckpt_path.exists():
         raise GantoolError(f"{out} already holds a training run ({CHECKPOINT_NAME}).",
                            note="pass --resume to continue it, or choose another -o/--output folder.")
@@ -279,7 +342,7 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
     if opts.max_steps is not None:
         total = min(total, opts.max_steps)
     start = trainer.step_count
-    log = CsvLog(out / "log.csv", start if opts.resume else None)
+    csv_log = CsvLog(out / "log.csv", start if opts.resume else None)
     show_bar = sys.stdout.isatty() if opts.progress is None else opts.progress
     bar = None
     if show_bar:
@@ -302,14 +365,14 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
             rate = n_window * trainer.per_step / max(elapsed, 1e-9)
             epoch = s / spe
             final = s == total or (deadline is not None and time.perf_counter() >= deadline)
-            log.write({"step": s, "epoch": round(epoch, 4), **last, "images_per_s": round(rate, 1)})
+            csv_log.write({"step": s, "epoch": round(epoch, 4), **last, "images_per_s": round(rate, 1)})
             if bar is not None:
                 bar.set_postfix(ep=f"{epoch:.2f}", D=f"{last['d_loss']:.3f}", G=f"{last['g_loss']:.3f}",
                                 Dx=f"{last['d_real']:.2f}", DGz=f"{last['d_fake']:.2f}", img_s=f"{rate:.0f}")
                 bar.update(1)
             elif s % opts.log_every == 0 or final:
-                print(f"step {s}/{total} epoch {epoch:.2f} D {last['d_loss']:.4f} G {last['g_loss']:.4f} "
-                      f"D(x) {last['d_real']:.3f} D(G(z)) {last['d_fake']:.3f} {rate:.0f} img/s", flush=True)
+                log.info("step %d/%d epoch %.2f D %.4f G %.4f D(x) %.3f D(G(z)) %.3f %.0f img/s", s, total, epoch,
+                         last["d_loss"], last["g_loss"], last["d_real"], last["d_fake"], rate)
             if elapsed > 30:  # a sliding throughput window
                 t_window, n_window = time.perf_counter(), 0
             epoch_end = s % spe == 0
@@ -317,14 +380,14 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
                 grid_path = out / "samples" / (f"epoch_{s // spe:03d}.png" if epoch_end else f"step_{s:07d}.png")
                 save_png(grid_path, trainer.grid(), scale=2)
             if epoch_end or final or s % opts.ckpt_every == 0:
-                log.flush()
+                csv_log.flush()
                 now = time.process_time()
                 trainer.cpu_seconds, cpu_mark = trainer.cpu_seconds + now - cpu_mark, now
                 save_checkpoint(ckpt_path, trainer.state_dict())
             if final:
                 break
     finally:
-        log.close()
+        csv_log.close()
         if bar is not None:
             bar.close()
     return TrainResult(steps=trainer.step_count, epochs_done=round(trainer.step_count / spe, 4), out_dir=out,

@@ -7,31 +7,34 @@ from pathlib import Path
 from typing import Any
 
 from gantool.errors import GantoolError
-from gantool.train.checkpoint import load_checkpoint, run_checkpoint, spec_and_recipe
+from gantool.fileio import same_file
+from gantool.train.checkpoint import load_checkpoint, load_weights, run_checkpoint, spec_and_recipe
 from gantool.train.data import load_split
 from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
+from gantool.train.limits import check_seed
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import ZOO, build_spec, entry
+
+DEFAULT_SEED = 0
 
 
 @dataclass
 class TrainRequest:
+    """`gantool train` as one config. Seed and device are set here and nowhere else: they flow into
+    the Trainer, which writes them into the checkpoint (a --resume takes the seed from there)."""
+
     model: str  # zoo name or checkpoint path
-    out_dir: Path
+    run: RunOptions  # where and for how long this invocation runs
     data_dir: str | None = None
-    recipe_overrides: dict[str, Any] = field(default_factory=dict)
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)  # Recipe field (or "lr") -> value; None: unset
     image_size: int | None = None
-    seed: int = 0
+    seed: int | None = None  # None: DEFAULT_SEED for a new run, the checkpoint's on --resume
     device: str = "auto"
-    resume: bool = False
-    max_steps: int | None = None
-    max_minutes: float | None = None
-    ckpt_every: int = 500
-    progress: bool | None = None
     base_recipe: str = "gantool"  # or "seed": the seed notebook's recipe, for like-for-like comparisons
 
 
 def _overrides(o: dict[str, Any]) -> dict[str, Any]:
+    """The options the user gave (None: not given); --lr sets both rates unless --lr-g/--lr-d say otherwise."""
     o = {k: v for k, v in o.items() if v is not None}
     if "lr" in o:
         lr = o.pop("lr")
@@ -50,45 +53,68 @@ def base_recipe(model: str, which: str) -> Recipe:
     raise GantoolError(f"--recipe {which!r} is not available for {model}; the seed recipe exists for: {allowed}.")
 
 
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def run_training(req: TrainRequest) -> TrainResult:
     overrides = _overrides(req.recipe_overrides)
     device = resolve_device(req.device)
-    if not (req.resume or req.model in ZOO or Path(req.model).is_file()):
+    if req.seed is not None:
+        check_seed(req.seed)
+    if not (req.model in ZOO or Path(req.model).is_file()):
         raise GantoolError(f"--model {req.model!r} is neither a zoo model nor a file; "
                            f"allowed: {', '.join(ZOO)} or a checkpoint path.")
     split = load_split(req.data_dir, "train")
     init = ckpt = None
-    if req.resume:
-        ckpt = load_checkpoint(run_checkpoint(req.out_dir))
-        spec, saved = spec_and_recipe(ckpt)
+    if req.run.resume:
+        path = run_checkpoint(req.run.out_dir)
+        ckpt = load_checkpoint(path)
+        spec, saved = spec_and_recipe(ckpt, path)
+        _same_run(req.model, spec.arch, path)
         recipe = saved.replace(**overrides)
-        changed = [k for k in overrides if k != "epochs" and getattr(recipe, k) != getattr(saved, k)]
+        changed = [_option(k) for k in overrides if k != "epochs" and getattr(recipe, k) != getattr(saved, k)]
         if req.image_size is not None and req.image_size != spec.image_size:
-            changed.append("image_size")
+            changed.append("--image-size")
+        seed = check_seed(ckpt.get("seed"), f"{path}: its seed")
+        if req.seed is not None and req.seed != seed:
+            changed.append("--seed")
         if changed:
-            raise GantoolError(f"--resume continues a run with its saved recipe; these options differ from it: "
-                               f"{', '.join(changed)}.", note="only --epochs and --max-steps may change on --resume.")
-        seed = int(ckpt["seed"])
+            raise GantoolError(f"--resume continues a run with its saved recipe and seed; these options differ from "
+                               f"it: {', '.join(changed)}.",
+                               note="only --epochs and --max-steps may change on --resume.")
     elif req.model in ZOO:
         spec = build_spec(req.model, split.info, req.image_size)
         recipe = base_recipe(req.model, req.base_recipe).replace(**overrides)
-        seed = req.seed
+        seed = DEFAULT_SEED if req.seed is None else req.seed
     else:
         init = load_checkpoint(req.model)
-        spec, recipe = spec_and_recipe(init)
+        spec, recipe = spec_and_recipe(init, req.model)
         recipe = recipe.replace(**overrides)
-        seed = req.seed
+        seed = DEFAULT_SEED if req.seed is None else req.seed
         if req.image_size is not None and req.image_size != spec.image_size:
             raise GantoolError(f"--image-size {req.image_size} differs from the checkpoint's {spec.image_size}; "
                                f"a warm start keeps the checkpoint's architecture.")
+    idle = recipe.ineffective(overrides, spec.conditional)
+    if idle:
+        raise GantoolError(f"{'; '.join(idle)}: the option would change nothing.",
+                           note="leave it out, or pick the loss or model it applies to.")
     if spec.num_classes != split.info.num_classes:
         raise GantoolError(f"the model has {spec.num_classes} classes but the data has {split.info.num_classes}.")
     trainer = Trainer(spec, recipe, split, seed=seed, device=device)
     if init is not None:  # warm start: weights only, fresh optimizers and step count
-        trainer.g.load_state_dict(init["generator"])
-        trainer.d.load_state_dict(init["discriminator"])
+        load_weights(trainer.g, init.get("generator"), req.model, spec.arch, "generator")
+        load_weights(trainer.d, init.get("discriminator"), req.model, spec.arch, "discriminator")
         if trainer.g_ema is not None and init.get("generator_ema") is not None:
-            trainer.g_ema.load_state_dict(init["generator_ema"])
-    opts = RunOptions(out_dir=req.out_dir, seed=seed, device=device, max_steps=req.max_steps, max_minutes=req.max_minutes,
-                      ckpt_every=req.ckpt_every, resume=req.resume, progress=req.progress)
-    return train(trainer, opts, resume_state=ckpt)
+            load_weights(trainer.g_ema, init["generator_ema"], req.model, spec.arch, "EMA generator")
+    return train(trainer, req.run, resume_state=ckpt)
+
+
+def _same_run(model: str, arch: str, checkpoint: Path) -> None:
+    """--model on --resume must name the run being continued, not silently another model."""
+    if model in ZOO and model != arch:
+        raise GantoolError(f"--resume continues the {arch} run in {checkpoint.parent}, but --model is {model}.",
+                           note=f"pass --model {arch}, or choose another -o/--output folder for a new {model} run.")
+    if model not in ZOO and Path(model).exists() and not same_file(model, checkpoint):
+        raise GantoolError(f"--resume continues the run in {checkpoint.parent}; --model {model} is another "
+                           f"checkpoint.", note=f"pass --model {arch} or --model {checkpoint}.")

@@ -13,10 +13,12 @@ from typing import Any
 
 import torch
 
-from gantool.errors import CheckpointError, GantoolError
+from gantool.contract import SPEC_KEY
+from gantool.errors import GantoolError
 from gantool.fileio import atomic_write_bytes
 from gantool.paths import WEIGHTS_DIR
 from gantool.spec import ModelSpec
+from gantool.train.header import header_spec
 
 MNIST_ATTRIBUTION = ("MNIST by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, "
                      "Creative Commons Attribution-Share Alike 3.0 (CC BY-SA 3.0).")
@@ -30,7 +32,7 @@ def write_shipped(path: Path, spec: ModelSpec, generator_state: dict[str, torch.
     from safetensors.torch import save
 
     tensors = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in generator_state.items()}
-    meta = {"gantool_spec": json.dumps(spec.to_dict()), "card": json.dumps(card)}
+    meta = {SPEC_KEY: json.dumps(spec.to_dict(), sort_keys=True), "card": json.dumps(card)}
     atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
@@ -39,13 +41,19 @@ def read_shipped(path: Path) -> tuple[ModelSpec, torch.nn.Module, dict[str, Any]
     from gantool.train.zoo import build_generator
 
     meta, state = load_safetensors(path, "generator file")
-    try:
-        spec = ModelSpec.from_dict(json.loads(meta["gantool_spec"]))
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a gantool generator file (no valid spec: {e}).") from None
+    spec = header_spec(meta, path)  # SPEC_KEY, or gantool 0.1's "gantool_spec"
     g = build_generator(spec)
     load_weights(g, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, path, spec.arch)
-    return spec, g.eval(), json.loads(meta.get("card", "{}"))
+    return spec, g.eval(), _card(meta.get("card"))
+
+
+def _card(text: str | None) -> dict[str, Any]:
+    """The model card in a header; an unreadable one is no card rather than a failed load."""
+    try:
+        card = json.loads(text or "{}")
+    except (ValueError, RecursionError):
+        return {}
+    return card if isinstance(card, dict) else {}
 
 
 def load_shipped(name: str) -> tuple[ModelSpec, torch.nn.Module, dict[str, Any]]:

@@ -1,60 +1,121 @@
-"""`gantool train`, `models`, `eval` and `judge train`: the commands that need PyTorch."""
+"""`gantool train`, `models`, `eval` and `judge train`: the commands that need PyTorch.
+
+The recipe options of `train` are made from the Recipe dataclass's fields (their metadata holds the
+help text and allowed values), so the CLI and the recipe cannot drift apart. Every bound an option
+declares comes from gantool.train.limits, the numbers the library itself enforces.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 
 from gantool.cli.app import DEVICE, cli, need_torch, write_json
+from gantool.errors import GantoolError
+from gantool.fileio import refuse_overwrite, same_file
 from gantool.spec import ZOO_NAMES
+from gantool.train.limits import MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MAX_SEED, MIN_EVAL_SAMPLES
+from gantool.train.recipe import Recipe
+
+SEED = click.IntRange(0, MAX_SEED)
+SEED_HELP = f"seed of every random choice (0..{MAX_SEED}); the same seed gives the same result"
+DEVICE_HELP = "where torch computes: auto (cuda when a GPU is visible), cpu or cuda"
+
+
+def _click_type(f: dataclasses.Field) -> Any:  # type: ignore[type-arg]
+    """A recipe field's click type, from its metadata's choices or range."""
+    if "choices" in f.metadata:
+        return click.Choice(list(f.metadata["choices"]))
+    kind = {"int": int, "float": float, "str": str}[str(f.type)]
+    if "range" in f.metadata:
+        low, high, low_open, high_open = f.metadata["range"]
+        ranged = click.IntRange if kind is int else click.FloatRange
+        return ranged(low, high, min_open=low_open, max_open=high_open)
+    return kind
+
+
+def recipe_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One option per CLI-visible Recipe field (--batch-size for batch_size, --spectral-norm/--no-spectral-norm
+    for a bool), default None: only what the user gives overrides the model's recipe."""
+    for f in reversed(dataclasses.fields(Recipe)):  # click lists options in decoration order, last applied first
+        if not f.metadata.get("cli"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} [default: the model's recipe]"
+        if str(f.type) == "bool":
+            option = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_text)
+        else:
+            option = click.option(flag, f.name, type=_click_type(f), default=None, help=help_text)
+        command = option(command)
+    return command
+
+
+def recipe_field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Recipe) if f.metadata.get("cli")]
+
+
+def refuse_same_outputs(outputs: dict[str, str | None]) -> None:
+    """Two outputs of one command naming one file: the second write would replace the first."""
+    given = [(name, path) for name, path in outputs.items() if path is not None]
+    for i, (a, pa) in enumerate(given):
+        for b, pb in given[i + 1:]:
+            if pa == pb or same_file(pa, pb):
+                raise GantoolError(f"{a} and {b} name the same file ({pa}); one would overwrite the other.",
+                                   note=f"choose another path for {b}.")
+
+
+def _inputs(data_dir: str | None, **paths: str | Path | None) -> dict[str, str | Path | None]:
+    """What a command reads (option -> path), dataset files included: no output may replace one."""
+    from gantool.train.data import data_files
+
+    return {**paths, **data_files(data_dir)}
 
 
 @cli.command()
 @click.option("--model", required=True, metavar="NAME|CHECKPOINT",
-              help=f"zoo name ({', '.join(ZOO_NAMES)}) or a checkpoint to start from")
+              help=f"zoo name ({', '.join(ZOO_NAMES)}) or a checkpoint to warm-start from (weights only)")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="run folder [default: runs/NAME]")
+              help="run folder: checkpoint.pt, log.csv and samples/ [default: runs/NAME]")
 @click.option("--data-dir", type=click.Path(), default=None, help="folder with MNIST-layout IDX files")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="[default: the model's recipe]")
-@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="stop after this many G steps in all")
+@recipe_options
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="sets both G's and D's Adam rate (--lr-g / --lr-d win where given)")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="stop after this many G steps in all (counted from the run's start, also on --resume)")
 @click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
               help="stop (with a checkpoint) after this much wall-clock time; for equal-time comparisons")
-@click.option("--batch-size", type=click.IntRange(min=2), default=None)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="sets both G's and D's rate")
-@click.option("--lr-g", type=click.FloatRange(min=0, min_open=True), default=None)
-@click.option("--lr-d", type=click.FloatRange(min=0, min_open=True), default=None)
-@click.option("--loss", type=click.Choice(["bce", "lsgan", "hinge", "wgan-gp"]), default=None)
-@click.option("--n-critic", type=click.IntRange(min=1), default=None)
-@click.option("--label-smoothing", type=click.FloatRange(0, 0.5, max_open=True), default=None)
-@click.option("--ema-decay", type=click.FloatRange(0, 1, max_open=True), default=None, help="0 disables EMA")
-@click.option("--spectral-norm/--no-spectral-norm", default=None)
-@click.option("--projection/--no-projection", default=None, help="projection discriminator (cgan, cwgan)")
-@click.option("--fake-labels", type=click.Choice(["data", "uniform"]), default=None,
-              help="labels of fakes in D's step: the real batch's, or random as in the seeds")
-@click.option("--mode-seeking", type=click.FloatRange(min=0), default=None, metavar="WEIGHT",
-              help="MSGAN's mode-seeking term on G's loss (1.0 is the paper's); against one image per label")
 @click.option("--recipe", "base_recipe", type=click.Choice(["gantool", "seed"]), default="gantool", show_default=True,
               help="start from gantool's recipe or the seed notebook's (cgan, cdcgan), then apply the options above")
-@click.option("--image-size", type=click.IntRange(min=4), default=None, help="output side, MLP models only")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option("--image-size", type=click.IntRange(4, MAX_MLP_IMAGE_SIZE), default=None,
+              help="output side, MLP models only [default: the data's]")
+@click.option("--seed", type=SEED, default=None, help=f"{SEED_HELP} [default: 0; on --resume the run's own]")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--resume", is_flag=True, help="continue the run in -o exactly where its checkpoint stopped")
-@click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write results here")
-def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str | None, **kw: Any) -> None:
+@click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="write a checkpoint every this many steps (and at every epoch's end and the last step)")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="write the results (steps, last losses, paths) here as JSON")
+def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str | None, lr: float | None,
+          max_steps: int | None, max_minutes: float | None, resume: bool, ckpt_every: int, **kw: Any) -> None:
     """Train a zoo GAN on MNIST (or any MNIST-layout IDX dataset)."""
     need_torch("train")
+    from gantool.train.checkpoint import CHECKPOINT_NAME
+    from gantool.train.loop import RunOptions
     from gantool.train.run import TrainRequest, run_training
 
-    recipe_keys = ("epochs", "batch_size", "lr", "lr_g", "lr_d", "loss", "n_critic", "label_smoothing",
-                   "ema_decay", "spectral_norm", "projection", "fake_labels", "mode_seeking")
-    overrides = {k: kw.pop(k) for k in recipe_keys}
+    overrides = {"lr": lr, **{k: kw.pop(k) for k in recipe_field_names()}}
     name = Path(model).stem if Path(model).suffix else model
-    req = TrainRequest(model=model, out_dir=Path(out_dir or f"runs/{name}"), data_dir=data_dir,
-                       recipe_overrides=overrides, **kw)
+    run = Path(out_dir or f"runs/{name}")
+    refuse_overwrite({"--json": json_path},
+                     _inputs(data_dir, **{"--model": model if Path(model).is_file() else None,
+                                          "the run's checkpoint": run / CHECKPOINT_NAME,
+                                          "the run's log": run / "log.csv"}))
+    opts = RunOptions(out_dir=run, max_steps=max_steps, max_minutes=max_minutes, ckpt_every=ckpt_every, resume=resume)
+    req = TrainRequest(model=model, run=opts, data_dir=data_dir, recipe_overrides=overrides, **kw)
     result = run_training(req)
     click.echo(f"trained {result.steps} steps ({result.epochs_done} epochs) -> {result.checkpoint}")
     if result.grid:
@@ -62,11 +123,38 @@ def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str 
     write_json(json_path, result.to_dict())
 
 
+TORCH_COLUMNS = ("loss", "D params", "G MFLOP/img", "summary")
+
+
 @cli.command()
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="write the table here as JSON (one object per model)")
 def models(json_path: str | None) -> None:
-    """List the zoo with parameters and FLOPs per sample."""
-    need_torch("models")
+    """List the zoo with parameters and FLOPs per sample (without PyTorch: what the shipped weights tell)."""
+    try:
+        need_torch("models")
+    except GantoolError:
+        rows = _models_without_torch()
+        click.echo(f"gantool: note: PyTorch is not installed; the {', '.join(TORCH_COLUMNS)} columns need the train "
+                   f'extra (pip install "gantool[train]"), the others come from the shipped weights.', err=True)
+    else:
+        rows = _models_with_torch()
+    dash = "-"
+    click.echo(f"{'model':8} {'cond':5} {'image':6} {'z':>4} {'loss':8} {'G params':>10} {'D params':>10} "
+               f"{'G MFLOP/img':>11}  summary")
+    for r in rows:
+        cond = dash if r["conditional"] is None else "yes" if r["conditional"] else "no"
+        click.echo(f"{r['name']:8} {cond:5} {r['image'] or dash:6} {r['latent'] or dash:>4} {r['loss'] or dash:8} "
+                   f"{_num(r['g_params']):>10} {_num(r['d_params']):>10} "
+                   f"{dash if r['g_mflops'] is None else format(r['g_mflops'], '.2f'):>11}  {r['summary'] or dash}")
+    write_json(json_path, rows)
+
+
+def _num(v: int | None) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def _models_with_torch() -> list[dict[str, Any]]:
     from gantool.train.zoo import MNIST_INFO, ZOO, build_models, build_spec, count_params, generator_flops
 
     rows = []
@@ -77,31 +165,55 @@ def models(json_path: str | None) -> None:
                      "latent": spec.latent_dim, "loss": e.recipe.loss, "g_params": count_params(pair.generator),
                      "d_params": count_params(pair.discriminator), "g_mflops": round(generator_flops(spec) / 1e6, 2),
                      "summary": e.summary})
-    click.echo(f"{'model':8} {'cond':5} {'image':6} {'z':>4} {'loss':8} {'G params':>10} {'D params':>10} "
-               f"{'G MFLOP/img':>11}  summary")
-    for r in rows:
-        click.echo(f"{r['name']:8} {'yes' if r['conditional'] else 'no':5} {r['image']:6} {r['latent']:>4} "
-                   f"{r['loss']:8} {r['g_params']:>10,} {r['d_params']:>10,} {r['g_mflops']:>11.2f}  {r['summary']}")
-    write_json(json_path, rows)
+    return rows
+
+
+def _models_without_torch() -> list[dict[str, Any]]:
+    """The zoo's names, and for each shipped generator what its safetensors header says (spec, G params)."""
+    from gantool.paths import WEIGHTS_DIR
+    from gantool.train.header import header_spec, parameter_count, read_header
+
+    rows = []
+    for name in ZOO_NAMES:
+        row: dict[str, Any] = {"name": name, "conditional": None, "image": None, "latent": None, "loss": None,
+                               "g_params": None, "d_params": None, "g_mflops": None, "summary": None}
+        path = WEIGHTS_DIR / f"{name}.safetensors"
+        if path.is_file():
+            meta, tensors = read_header(path)
+            spec = header_spec(meta, path)
+            row.update(conditional=spec.conditional, image=f"{spec.image_size}x{spec.image_size}",
+                       latent=spec.latent_dim, g_params=parameter_count(tensors))
+        rows.append(row)
+    return rows
 
 
 @cli.command("eval")
-@click.option("--model", required=True, metavar="NAME|CHECKPOINT", help="a training checkpoint (or a zoo name once weights ship)")
-@click.option("--n", type=click.IntRange(min=100), default=10000, show_default=True, help="generated images")
-@click.option("--data-dir", type=click.Path(), default=None)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--model", required=True, metavar="NAME|FILE",
+              help=f"zoo name ({', '.join(ZOO_NAMES)}: its shipped weights), a training checkpoint (.pt) or a "
+                   f"shipped generator (.safetensors)")
+@click.option("--n", type=click.IntRange(MIN_EVAL_SAMPLES, MAX_EVAL_SAMPLES), default=10000, show_default=True,
+              help=f"generated images to measure ({MIN_EVAL_SAMPLES}..{MAX_EVAL_SAMPLES})")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="folder with the MNIST-layout IDX files the judge compares against (train and test split)")
+@click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--judge", "judge_path", type=click.Path(dir_okay=False), default=None,
               help="judge weights [default: the shipped MNIST judge]")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG grid [default: NAME-eval.png]")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
-def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, judge_path: str | None, output: str | None,
-             json_path: str | None) -> None:
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="PNG grid of samples [default: NAME-eval.png]")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="write the full report here as JSON")
+def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, judge_path: str | None,
+             output: str | None, json_path: str | None) -> None:
     """Measure a generator: FD-judge, label accuracy, mode coverage, precision/recall, memorization, Parzen."""
     need_torch("eval")
     from gantool.train.evaluate import evaluate_model
 
+    refuse_overwrite({"-o": output, "--json": json_path},
+                     _inputs(data_dir, **{"--model": model, "--judge": judge_path}))
+    refuse_same_outputs({"-o": output, "--json": json_path})
     report = evaluate_model(model, n=n, data_dir=data_dir, seed=seed, judge_path=judge_path, grid_path=output,
-                            progress=sys.stdout.isatty())
+                            progress=sys.stdout.isatty(), device=device)
     fd = report["fd_judge"]
     click.echo(f"{report['model']}: FD-judge {fd['value']:.2f} (95% CI {fd['ci95'][0]:.2f}-{fd['ci95'][1]:.2f}; "
                f"real floor {fd['real_floor_train10k_vs_test']:.2f}"
@@ -127,21 +239,24 @@ def judge() -> None:
 
 @judge.command("train")
 @click.option("--data-dir", type=click.Path(), default=None, help="folder with MNIST-layout IDX files")
-@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="judge.safetensors", show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True,
+              help="passes over the training split")
+@click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="judge.safetensors", show_default=True,
+              help="where to write the judge's weights (safetensors, config in the header)")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="write its metrics (test accuracy overall and per class) here as JSON")
 def judge_train(data_dir: str | None, epochs: int, seed: int, output: str, json_path: str | None) -> None:
     """Train a judge on a dataset's train split and report its test accuracy."""
     need_torch("judge train")
     from gantool.train.data import load_split
     from gantool.train.judge import save_judge, train_judge
 
+    refuse_overwrite({"-o": output, "--json": json_path}, _inputs(data_dir))
+    refuse_same_outputs({"-o": output, "--json": json_path})
     model, metrics = train_judge(load_split(data_dir, "train"), load_split(data_dir, "test"), epochs=epochs,
                                  seed=seed, progress=sys.stdout.isatty())
     save_judge(output, model, metrics)
     worst = min(metrics["per_class_accuracy"])
     click.echo(f"judge test accuracy {metrics['test_accuracy']:.4%} (worst class {worst:.4%}) -> {output}")
     write_json(json_path, metrics)
-
-

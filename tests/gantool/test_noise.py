@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from gantool.noise import fresh_noise, grid_labels, make_noise
+from gantool.noise import fresh_noise, make_noise
 
 
 def test_same_seed_same_noise_and_prefix_stable():
@@ -55,6 +55,3 @@ def test_threads_and_forked_children_draw_their_own_fresh_noise():
     assert not np.array_equal(child, mine)  # without the reset at fork, both would draw the same values
     assert not np.array_equal(got["other"][0], mine)
 
-
-def test_grid_labels_rows_per_class():
-    assert grid_labels(3, 2).tolist() == [0, 0, 1, 1, 2, 2]

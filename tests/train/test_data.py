@@ -6,7 +6,6 @@ import pytest
 from gantool.errors import DataError
 from gantool.train.data import load_split, read_idx, resolve_data_dir
 from gantool.train.zoo import build_spec
-from tests.conftest import write_idx
 
 
 def test_reads_shared_mnist(mnist_dir):
@@ -18,7 +17,7 @@ def test_reads_shared_mnist(mnist_dir):
     assert len(train.info.files["train-images-idx3-ubyte.gz"]) == 64  # sha256 recorded for the model card
 
 
-def test_raw_and_gzip_give_the_same_array(tmp_path):
+def test_raw_and_gzip_give_the_same_array(tmp_path, write_idx):
     a = np.arange(2 * 5 * 5, dtype=np.uint8).reshape(2, 5, 5)
     raw = write_idx(tmp_path / "r-idx3-ubyte", a, compress=False)
     gz = write_idx(tmp_path / "g-idx3-ubyte", a, compress=True)
@@ -26,7 +25,7 @@ def test_raw_and_gzip_give_the_same_array(tmp_path):
     np.testing.assert_array_equal(read_idx(gz, 3), a)
 
 
-def test_torchvision_layout_is_found(tmp_path):
+def test_torchvision_layout_is_found(tmp_path, write_idx):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     write_idx(raw / "train-images-idx3-ubyte", np.zeros((3, 8, 8), np.uint8), compress=False)
@@ -34,7 +33,7 @@ def test_torchvision_layout_is_found(tmp_path):
     assert load_split(tmp_path).images.shape == (3, 8, 8)
 
 
-def test_other_idx_dataset_sets_size_and_classes(tmp_path):
+def test_other_idx_dataset_sets_size_and_classes(tmp_path, write_idx):
     """Image size and class count come from the files, not from constants."""
     rng = np.random.default_rng(0)
     write_idx(tmp_path / "train-images-idx3-ubyte", rng.integers(0, 255, (40, 16, 16), dtype=np.uint8))
@@ -54,7 +53,7 @@ def test_other_idx_dataset_sets_size_and_classes(tmp_path):
     ("wrong_rank", "holds a 2-d array"),
     ("count_mismatch", "expected equal counts"),
 ])
-def test_bad_files_get_one_clear_error_naming_the_file(tmp_path, case, message):
+def test_bad_files_get_one_clear_error_naming_the_file(tmp_path, write_idx, case, message):
     imgs = np.zeros((4, 6, 6), np.uint8)
     labels = np.arange(4, dtype=np.uint8)
     img_path = write_idx(tmp_path / "train-images-idx3-ubyte", imgs)

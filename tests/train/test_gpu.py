@@ -16,8 +16,7 @@ def test_trains_and_resumes_on_cuda(name, small_mnist, tmp_path):
 
     def run(out, steps, resume=False):
         t = Trainer(build_spec(name, split.info), recipe, split, seed=0, device="cuda")
-        return train(t, RunOptions(out_dir=out, device="cuda", max_steps=steps, ckpt_every=3, resume=resume,
-                                   progress=False))
+        return train(t, RunOptions(out_dir=out, max_steps=steps, ckpt_every=3, resume=resume, progress=False))
 
     result = run(tmp_path / "a", 6)
     assert result.steps == 6 and load_checkpoint(result.checkpoint)["rng"]["cuda"] is not None

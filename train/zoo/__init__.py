@@ -9,6 +9,7 @@ from torch import nn
 
 from gantool.errors import GantoolError
 from gantool.spec import DataInfo, ModelSpec
+from gantool.train.limits import MAX_MLP_IMAGE_SIZE
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import cdcgan, cgan, cgan_in, cwgan, dcgan, gan
 from gantool.train.zoo.base import ZooEntry
@@ -30,9 +31,13 @@ def build_spec(name: str, data: DataInfo, image_size: int | None = None) -> Mode
         mlps = ", ".join(n for n, z in ZOO.items() if z.native_size is None)
         raise GantoolError(f"{name} is a conv architecture that generates {e.native_size}x{e.native_size} only; "
                            f"--image-size is allowed for: {mlps}.")
-    if image_size is not None and image_size < 4:
-        raise GantoolError(f"--image-size must be >= 4, got {image_size}.")
+    if image_size is not None and not 4 <= image_size <= MAX_MLP_IMAGE_SIZE:
+        raise GantoolError(f"--image-size {image_size} is out of range; allowed: 4..{MAX_MLP_IMAGE_SIZE}.")
     size = e.native_size or image_size or data.image_size
+    if size > MAX_MLP_IMAGE_SIZE:
+        raise GantoolError(f"{name} would generate {size}x{size} images (the data's size); its MLP layers grow with "
+                           f"the square of the side, allowed: up to {MAX_MLP_IMAGE_SIZE}.",
+                           note=f"pass --image-size {MAX_MLP_IMAGE_SIZE} or less.")
     return ModelSpec(arch=name, latent_dim=e.latent_dim, num_classes=data.num_classes, conditional=e.conditional,
                      image_size=size, channels=data.channels, width=e.width, noise=e.noise, dataset=data.name)
 
