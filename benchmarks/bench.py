@@ -22,9 +22,17 @@ from typing import Any, Callable
 import click
 import numpy as np
 
-from gantool.benchmarks.engines import ENGINES, Engine, Skip, Sources, feeds_for, make_engine
+from gantool.benchmarks.engines import (
+    ENGINES,
+    Engine,
+    Skip,
+    Sources,
+    feeds_for,
+    make_engine,
+)
 from gantool.contract import MAX_BATCH
 from gantool.errors import GantoolError
+from gantool.extras import installed
 
 WARMUP_S = 0.3
 ROUND_S = 0.1
@@ -207,7 +215,11 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
 
 def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
               cold: bool = True, show_progress: bool = True) -> BenchResult:
-    from gantool.benchmarks.roofline import machine_info, matmul_peak, weight_stream_gb_per_s
+    from gantool.benchmarks.roofline import (
+        machine_info,
+        matmul_peak,
+        weight_stream_gb_per_s,
+    )
 
     engines = parse_engines(",".join(engines))
     parse_batches(",".join(map(str, batches)))
@@ -258,9 +270,8 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
 
 def _weight_bytes(path: Path) -> int | None:
     """Bytes of the graph's weights, counted with onnx (the bench extra); None in a runtime-only install."""
-    import importlib.util
-
-    if importlib.util.find_spec("onnx") is None:
+    
+    if not installed("onnx"):
         return None
     from gantool.export.flops import weight_bytes
 

@@ -3,15 +3,15 @@ an engine that cannot run here is reported as skipped with the reason, never as 
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from gantool.contract import LABELS, Z, GeneratorContract, read_metadata
+from gantool.contract import LABELS, GeneratorContract, Z, read_metadata
 from gantool.errors import GantoolError
+from gantool.extras import installed
 from gantool.runtime.backends import Backend, open_backend
 
 ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "torch", "torch-compile", "trt",
@@ -59,7 +59,7 @@ def feeds_for(spec: Any, batch: int) -> dict[str, np.ndarray]:
 def _make_variant(src: Sources, precision: str) -> Path:
     from gantool.paths import cache_dir
 
-    if importlib.util.find_spec("onnx") is None:
+    if not installed("onnx"):
         raise Skip(f"making the {precision} graph needs the export extra (onnx)")
     base = src.onnx.get("fp32")
     out = cache_dir() / "bench" / f"{Path(str(base or src.model)).stem}.{precision}.onnx"
@@ -94,7 +94,7 @@ def _open(path: Path, engine: str, threads: int, name: str | None = None) -> Eng
 
 
 def _torch(src: Sources, threads: int, compiled: bool) -> Engine:
-    if importlib.util.find_spec("torch") is None:
+    if not installed("torch"):
         raise Skip("PyTorch is not installed (the train extra)")
     if src.model.endswith((".onnx", ".plan")):
         raise Skip("needs PyTorch weights: pass a zoo name or a checkpoint, not an exported file")
@@ -121,7 +121,7 @@ def _reexport(src: Sources, tag: str, **export: bool) -> Path | None:
     None when there are no weights here to export (an .onnx/.plan was given, or torch is missing)."""
     from gantool.paths import cache_dir
 
-    if src.model.endswith((".onnx", ".plan")) or importlib.util.find_spec("torch") is None:
+    if src.model.endswith((".onnx", ".plan")) or not installed("torch"):
         return None
     base = src.onnx["fp32"]
     out = cache_dir() / "bench" / f"{Path(src.model).stem}.{tag}.onnx"
@@ -161,7 +161,7 @@ def _runtime(path: Path, threads: int) -> Engine:
 
 
 def _trt(src: Sources) -> Engine:
-    if importlib.util.find_spec("tensorrt") is None:
+    if not installed("tensorrt"):
         raise Skip("TensorRT is not installed (the trt extra needs an NVIDIA GPU)")
     plan = src.plan
     if plan is None:

@@ -3,11 +3,11 @@ filling the cache with a 64x64 model's export is this module's job (it needs tor
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
 from gantool.errors import GantoolError
+from gantool.extras import installed
 from gantool.paths import cached_onnx
 from gantool.runtime.generator import ModelNotCached
 from gantool.runtime.generator import resolve_model as resolve_file
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def fill_cache(name: str) -> Path:
     """Export a zoo model's shipped weights once into the cache (validated like any export)."""
-    missing = [m for m in ("torch", "onnx") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("torch", "onnx") if not installed(m)]
     if missing:
         raise GantoolError(f"{name} does not ship as ONNX, and exporting it into the cache needs "
                            f"{' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed.",

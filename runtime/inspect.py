@@ -5,20 +5,20 @@ graph ONNX Runtime loaded. The opset and op count need the onnx package (the exp
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from gantool.contract import SPEC_KEY, read_metadata, write_metadata
 from gantool.errors import GantoolError
+from gantool.extras import installed
 from gantool.runtime.backends.ort import OrtBackend
 from gantool.runtime.backends.trt import read_sidecar
 from gantool.runtime.generator import resolve_model
 
 
 def _graph_facts(path: Path) -> dict[str, Any]:
-    if importlib.util.find_spec("onnx") is None:
+    if not installed("onnx"):
         return {"opset": None, "ops": None, "note": "opset and op count need the onnx package (the export extra)"}
     import onnx
 

@@ -150,6 +150,8 @@ SIZE_CASES = [
     (["inspect"], "give the generator as --model"),
     (["export", "--model", "cdcgan", "--plan", "x.plan"], "Triton options"),
     (["export", "--model", "cdcgan", "--to-cache", "-o", "x.onnx"], "--to-cache takes a zoo name"),
+    (["export", "--model", "cdcgan", "--samples", "500"], "fp32 has none"),
+    (["export", "--model", "cdcgan", "--opset", "99"], "not in the range 17<=x<=23"),
 ]
 
 

@@ -39,6 +39,8 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
     """Export a generator to ONNX (dynamic batch and labels) and validate it against PyTorch."""
     need_torch("export")
     refuse_json_over_input(json_path, {"--model": model, "-o": output, "--plan": plan})
+    if samples is not None and precision == "fp32":
+        raise GantoolError("--samples sets the judge-agreement check of fp16 and int8 exports; fp32 has none.")
     if fmt != "triton" and (plan is not None or max_batch is not None):
         raise GantoolError("--plan and --max-batch are Triton options; allowed only with --format triton.")
     if to_cache:

@@ -95,3 +95,29 @@ def test_engine_comparison_leaves_out_the_runtimes_own_bare_session():
     d = bench.derived_figures(res)
     assert d["runtime_over_best_other_at_batch_1"] == pytest.approx(1.06)  # against bare ORT on the same file
     assert d["runtime_over_best_other_engine_at_batch_1"] == pytest.approx(1.06 / 1.2)  # against other engines
+
+
+def test_bench_runs_in_a_runtime_only_install():
+    """No torch, no onnx: FLOPs come from the file's metadata; what needs onnx is left out with a note."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "onnx", "onnxscript", "onnxslim", "safetensors"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        from gantool.benchmarks import bench
+        bench.ROUND_S = bench.WARMUP_S = 0.02
+        bench.SETTLE_S = 0.0
+        from gantool.cli import main
+        sys.exit(main(["bench", "--model", "cgan", "--engine", "runtime,ort,torch", "--batch", "1,4", "--rounds", "1",
+                       "--threads", "1", "--no-cold-start"]))
+    """)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "MFLOP/sample" in p.stdout and "skipped torch: PyTorch is not installed" in p.stdout
+    assert "runtime_overhead_batch1" in p.stdout and "Traceback" not in p.stderr

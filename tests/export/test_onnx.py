@@ -94,3 +94,13 @@ def test_export_cli_writes_name_onnx_and_reports(capsys, tmp_path, monkeypatch, 
     code = main(["export", "--model", str(run / "checkpoint.pt"), "-o", str(run / "checkpoint.pt")])
     err = capsys.readouterr().err
     assert code == 1 and "same file as --model" in err and torch.load(run / "checkpoint.pt", weights_only=True)
+
+
+def test_export_into_a_folder_names_the_file_and_shows_progress(tmp_path, capsys):
+    (tmp_path / "existing").mkdir()
+    assert main(["export", "--model", "gan", "-o", str(tmp_path / "new") + "/"]) == 0
+    assert main(["export", "--model", "gan", "-o", str(tmp_path / "existing")]) == 0
+    assert (tmp_path / "new" / "gan.onnx").is_file() and (tmp_path / "existing" / "gan.onnx").is_file()
+    captured = capsys.readouterr()
+    assert "exporting gan (opset 18, lowered graph) ..." in captured.err and "parity of the fp32 graph" in captured.err
+    assert "bound: max abs <= 1e-04 PASSED" in captured.out and "against torch fp32" in captured.out
