@@ -171,13 +171,16 @@ class Trainer:
                 h = x.shape[0] // 2
                 y_fake = torch.cat([y_fake[:h], y_fake[:h], y_fake[2 * h:]])
             z = self._noise(x.shape[0])
+            # WGAN-GP scores each interpolate of a real image and a fake with one label, the real image's: when
+            # the fakes take other labels, the penalty gets its own fakes of the real labels, made before G's
+            # graph of `fake` exists (restoring BatchNorm's statistics afterwards would invalidate it).
+            own_labels = y_fake is y or torch.equal(y_fake, y)
+            gp_fake = None if kind != "wgan-gp" or own_labels else self._fakes_aside(z, y)
             fake = self.g(z, y_fake)
             real_out, fake_out = self.d(x, y), self.d(fake.detach(), y_fake)
             d_loss = losses.d_loss(kind, real_out, fake_out, r.label_smoothing)
             if kind == "wgan-gp":
-                # Each interpolate takes one label, so the fake it mixes with a real image must have the
-                # real image's label: when the fakes were drawn with other labels, make the GP's own.
-                gp_fake = fake.detach() if y_fake is y or torch.equal(y_fake, y) else self._fakes_aside(z, y)
+                gp_fake = fake.detach() if gp_fake is None else gp_fake
                 d_loss = d_loss + r.gp_weight * losses.gradient_penalty(self.d, x, gp_fake, y, self.rng)
             self._check_finite("D", d_loss)
             self.opt_d.zero_grad(set_to_none=True)

@@ -43,3 +43,39 @@ def test_the_loop_gives_paired_fakes_one_label_and_adds_the_term(mnist_dir):
     assert torch.equal(seen[0][:8], seen[0][8:]) and len(seen[0].unique()) > 1
     plain = Trainer(build_spec("cgan", split.info), recipe.replace(mode_seeking=0.0), split, seed=0).step()
     assert out["g_loss"] > plain["g_loss"] + 0.5  # 1 / ratio is added at the first step
+
+
+@pytest.mark.parametrize("change", [dict(fake_labels="uniform"), dict(mode_seeking=1.0)])
+def test_the_gradient_penalty_mixes_real_images_with_fakes_of_their_own_labels(small_mnist, monkeypatch, change):
+    """WGAN-GP's interpolate x_hat = a x + (1 - a) G(z, y') is scored with one label: y' must be x's label y."""
+    split = load_split(small_mnist)
+    recipe = ZOO["cwgan"].recipe.replace(batch_size=16, n_critic=1, **change)
+    trainer = Trainer(build_spec("cwgan", split.info), recipe, split, seed=0)
+    made, scored = [], []
+    forward, penalty = trainer.g.forward, losses.gradient_penalty
+
+    def g_spy(z, labels=None):
+        out = forward(z, labels)
+        made.append((out.detach().clone(), labels.clone()))
+        return out
+
+    def gp_spy(critic, real, fake, labels, generator):
+        scored.append((fake.detach().clone(), labels.clone()))
+        return penalty(critic, real, fake, labels, generator)
+
+    trainer.g.forward = g_spy
+    monkeypatch.setattr(losses, "gradient_penalty", gp_spy)
+    trainer.step()
+    ((gp_fake, gp_labels),) = scored
+    assert any(not torch.equal(labels, gp_labels) for _, labels in made)  # D's fakes took other labels
+    sources = [labels for out, labels in made if torch.equal(out, gp_fake)]
+    assert sources, "the penalty's fakes should be generator output"
+    assert torch.equal(sources[0], gp_labels)
+
+
+def test_the_penaltys_extra_fakes_leave_gs_batchnorm_statistics_alone(small_mnist):
+    split = load_split(small_mnist)
+    trainer = Trainer(build_spec("cwgan", split.info), ZOO["cwgan"].recipe.replace(batch_size=16), split, seed=0)
+    before = [b.clone() for b in trainer.g.buffers()]
+    trainer._fakes_aside(torch.randn(16, 100), torch.arange(16) % 10)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.g.buffers()))
