@@ -17,10 +17,11 @@ import click
 
 from gantool.benchmarks.bench import measure, script_options
 from gantool.benchmarks.engines import Engine, backend_engine
+from gantool.benchmarks.roofline import machine_info
 from gantool.export.run import run_export
 from gantool.fileio import atomic_write_bytes
-from gantool.runtime.backends.base import infer_split
 from gantool.runtime.backends import open_backend
+from gantool.runtime.backends.base import infer_split
 
 
 def engines_for(model: str, folder: Path, threads: int) -> tuple[dict[str, Engine], object, int | None]:
@@ -52,7 +53,8 @@ def main(models: tuple[str, ...], batches: list[int], threads: int, rounds: int,
                 click.echo(f"  {b:>6} " + " ".join(f"{row[n]:>15.3f}" for n in engines)
                            + f"  {row['plain'] / row['lowered+chunks']:>19.2f}x")
     if json_path:
-        atomic_write_bytes(json_path, json.dumps({"threads": threads, "models": report}, indent=1).encode())
+        atomic_write_bytes(json_path, json.dumps({"threads": threads, "machine": machine_info(), "models": report},
+                                                 indent=1).encode())
 
 
 if __name__ == "__main__":

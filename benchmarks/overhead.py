@@ -25,6 +25,7 @@ import numpy as np
 
 from gantool.benchmarks.bench import measure, resolve_sources, script_options
 from gantool.benchmarks.engines import Engine, make_engine
+from gantool.benchmarks.roofline import machine_info
 from gantool.contract import IMAGES, LABELS, Z
 from gantool.fileio import atomic_write_bytes
 from gantool.runtime import Generator
@@ -69,7 +70,7 @@ def main(models: tuple[str, ...], batches: list[int], threads: int, rounds: int,
                            f"  ({rows[-1]['overhead_us']:+.1f} us)")
         report[model] = {"rows": rows, "stats": [s.__dict__ for s in stats]}
     if json_path:
-        atomic_write_bytes(json_path, json.dumps({"threads": threads, "rounds": rounds, "models": report},
+        atomic_write_bytes(json_path, json.dumps({"threads": threads, "rounds": rounds, "machine": machine_info(), "models": report},
                                                  indent=1).encode())
 
 

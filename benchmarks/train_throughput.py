@@ -9,13 +9,13 @@ round-robin in several rounds so that machine noise hits them alike; the median 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 
 import torch
 
+from gantool.benchmarks.roofline import machine_info
+from gantool.fileio import atomic_write_json
 from gantool.train.data import load_split
 from gantool.train.loop import Trainer
 from gantool.train.zoo import ZOO, build_spec
@@ -54,11 +54,10 @@ def main() -> None:
         results.append(row)
         print(f"{name:8} {row['batch_size']:>5} {row['n_critic']:>8} {row['images_per_s_median']:>12.1f} "
               f"{min(r):>8.1f} {max(r):>8.1f}")
-    meta = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+    meta = {"torch": torch.__version__, "threads": args.threads, "machine": machine_info(),
             "steps_per_round": args.steps, "rounds": args.rounds}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"meta": meta, "results": results}, f, indent=2)
+        atomic_write_json(args.json, {"meta": meta, "results": results})
 
 
 if __name__ == "__main__":

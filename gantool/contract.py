@@ -145,7 +145,7 @@ class Tolerance:
                    ((self.max_abs, max_abs), (self.p99_abs, p99_abs), (self.mean_abs, mean_abs)))
 
     def text(self) -> str:
-        parts = [f"{name} abs <= {bound:.0e}" for name, bound in
+        parts = [f"{name} abs <= {bound:g}" for name, bound in
                  (("max", self.max_abs), ("p99", self.p99_abs), ("mean", self.mean_abs)) if bound is not None]
         return ", ".join(parts)
 
