@@ -45,3 +45,35 @@ def test_shipped_generator_still_meets_its_card(name):
     assert share.min() >= card["eval"]["mode_coverage"]["worst_class_share"] - 0.03
     if spec.conditional:
         assert (preds == labels).mean() >= card["eval"]["label_accuracy"]["overall"] - 0.02
+
+
+def test_generator_files_are_written_with_the_contracts_spec_key_and_old_ones_still_load(tmp_path):
+    from gantool.contract import SPEC_KEY
+    from gantool.train.header import LEGACY_SPEC_KEY, header_spec, read_header
+
+    spec = build_spec("cgan", MNIST_INFO)
+    write_shipped(tmp_path / "g.safetensors", spec, build_models(spec).generator.state_dict(), {})
+    meta, tensors = read_header(tmp_path / "g.safetensors")
+    assert SPEC_KEY in meta and LEGACY_SPEC_KEY not in meta and header_spec(meta, "g") == spec
+    assert all(dtype in ("F16", "I64") for dtype, _ in tensors.values())
+    old = sorted(p for p in WEIGHTS_DIR.glob("*.safetensors") if LEGACY_SPEC_KEY in read_header(p)[0])
+    for path in old[:1]:  # files made by gantool 0.1 keep their spelling and load as before
+        assert read_shipped(path)[0].arch == path.stem
+
+
+def test_the_model_card_counts_the_training_images_from_the_checkpoint(small_mnist):
+    import importlib.util
+
+    from gantool.train.data import load_split
+
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "ship_weights.py"
+    script = importlib.util.spec_from_file_location("ship_weights", path)
+    ship = importlib.util.module_from_spec(script)
+    script.loader.exec_module(ship)
+    assert ship.training_images({"data": {"images": 1234, "files": {}}}, None) == 1234
+    files = dict(load_split(small_mnist).info.files)
+    assert ship.training_images({"data": {"files": files}}, str(small_mnist)) == 4096  # an old checkpoint
+    with pytest.raises(SystemExit, match="not the ones it was trained on"):
+        ship.training_images({"data": {"files": {"other": "0" * 64}}}, str(small_mnist))
