@@ -19,7 +19,7 @@ import numpy as np
 from gantool.errors import DataError
 from gantool.spec import DataInfo
 
-IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+IDX_DTYPES: dict[int, type | np.dtype] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 SPLIT_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -31,7 +31,11 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 def read_idx(path: Path, expect_ndim: int) -> np.ndarray:
     """Read one IDX file (raw or .gz), checking magic, rank and length against the header."""
     try:
-        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        if path.suffix == ".gz":
+            with gzip.open(path) as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found.") from None
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as e:
@@ -89,7 +93,7 @@ def _download_mnist(root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         MNIST(str(root), train=True, download=True)
         MNIST(str(root), train=False, download=True)
-    except Exception as e:  # offline, or torchvision missing
+    except Exception as e:  # noqa: BLE001  (offline, torchvision missing: any failure means "no download")
         raise DataError(f"no MNIST found in {root} and the torchvision download failed "
                         f"({type(e).__name__}: {_one_line(e)}).",
                         note="pass --data-dir (or set GANTOOL_DATA) to a folder with the MNIST IDX files.") from None

@@ -9,8 +9,9 @@ reported for comparison with the 2014 papers only: it is known to rank models po
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

@@ -36,7 +36,7 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tupl
             raw = f.read(size)
         header = json.loads(raw)
         if not isinstance(header, dict):
-            raise ValueError("the header is not a JSON object")
+            raise TypeError("the header is not a JSON object")
         meta = header.pop("__metadata__", None) or {}
         tensors = {name: (str(t["dtype"]), tuple(int(d) for d in t["shape"])) for name, t in header.items()}
     except (OSError, ValueError, KeyError, TypeError, struct.error) as e:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from importlib import resources
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 

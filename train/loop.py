@@ -26,11 +26,17 @@ import torch.nn.functional as F
 from gantool.contract import GRID_COLUMNS, GRID_IMAGES, grid_columns, grid_labels
 from gantool.errors import CheckpointError, GantoolError, TrainingDiverged
 from gantool.fileio import atomic_write_bytes, remove_stale_temps
-from gantool.noise import make_noise
 from gantool.images import make_grid, save_png, to_uint8
+from gantool.noise import make_noise
 from gantool.spec import ModelSpec
 from gantool.train import losses
-from gantool.train.checkpoint import CHECKPOINT_NAME, load_checkpoint, load_weights, run_checkpoint, save_checkpoint
+from gantool.train.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    load_weights,
+    run_checkpoint,
+    save_checkpoint,
+)
 from gantool.train.data import Split
 from gantool.train.limits import check_seed
 from gantool.train.recipe import Recipe
@@ -159,14 +165,13 @@ class Trainer:
     def step(self) -> dict[str, float]:
         r, kind = self.recipe, self.recipe.loss
         for k in range(r.n_critic):
-            x, y = self._batch(self.step_count * r.n_critic + k)
+            x, batch_labels = self._batch(self.step_count * r.n_critic + k)
             # Fakes take the real batch's labels: the label distribution is the data's, and WGAN-GP's
             # interpolates between a real and a fake image then share one label.
-            y = y if self.spec.conditional else None
+            y: torch.Tensor | None = batch_labels if self.spec.conditional else None
+            y_fake: torch.Tensor | None = y
             if y is not None and r.fake_labels == "uniform":  # the seeds' way: random labels for fakes
                 y_fake = torch.randint(0, self.spec.num_classes, y.shape, generator=self.rng).to(self.device)
-            else:
-                y_fake = y
             if y_fake is not None and r.mode_seeking > 0:  # pairs (i, i + B/2) share a label
                 h = x.shape[0] // 2
                 y_fake = torch.cat([y_fake[:h], y_fake[:h], y_fake[2 * h:]])
@@ -174,8 +179,9 @@ class Trainer:
             # WGAN-GP scores each interpolate of a real image and a fake with one label, the real image's: when
             # the fakes take other labels, the penalty gets its own fakes of the real labels, made before G's
             # graph of `fake` exists (restoring BatchNorm's statistics afterwards would invalidate it).
-            own_labels = y_fake is y or torch.equal(y_fake, y)
-            gp_fake = None if kind != "wgan-gp" or own_labels else self._fakes_aside(z, y)
+            gp_fake = None
+            if kind == "wgan-gp" and y is not None and y_fake is not None and not torch.equal(y_fake, y):
+                gp_fake = self._fakes_aside(z, y)
             fake = self.g(z, y_fake)
             real_out, fake_out = self.d(x, y), self.d(fake.detach(), y_fake)
             d_loss = losses.d_loss(kind, real_out, fake_out, r.label_smoothing)
@@ -263,7 +269,7 @@ class Trainer:
             load_weights(self.g_ema, ckpt.get("generator_ema"), source, self.spec.arch, "EMA generator")
         for name, opt in (("opt_g", self.opt_g), ("opt_d", self.opt_d)):
             try:
-                opt.load_state_dict(ckpt.get(name))
+                opt.load_state_dict(ckpt[name])
             except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as e:
                 raise CheckpointError(f"{source}: its optimizer state {name} does not fit this model "
                                       f"({_first_line(e)}).") from None

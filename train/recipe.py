@@ -95,7 +95,7 @@ class Recipe:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Recipe":
+    def from_dict(cls, d: Any) -> Recipe:
         """A recipe from a checkpoint (untrusted): schema, field names and types checked."""
         if not isinstance(d, dict):
             raise CheckpointError(f"the checkpoint's recipe must be a dict, got {type(d).__name__}.")
@@ -111,7 +111,7 @@ class Recipe:
         except GantoolError as e:
             raise CheckpointError(f"the checkpoint's {e}") from None
 
-    def replace(self, **changes: Any) -> "Recipe":
+    def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
 
     def ineffective(self, given: set[str] | dict[str, Any], conditional: bool) -> list[str]:

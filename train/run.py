@@ -8,10 +8,15 @@ from typing import Any
 
 from gantool.errors import GantoolError
 from gantool.fileio import same_file
-from gantool.train.checkpoint import load_checkpoint, load_weights, run_checkpoint, spec_and_recipe
+from gantool.train.checkpoint import (
+    load_checkpoint,
+    load_weights,
+    run_checkpoint,
+    spec_and_recipe,
+)
 from gantool.train.data import load_split
-from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
 from gantool.train.limits import check_seed
+from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import ZOO, build_spec, entry
 

@@ -8,9 +8,11 @@ declares comes from gantool.train.limits, the numbers the library itself enforce
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -18,7 +20,12 @@ from gantool.cli.app import DEVICE, cli, need_torch, write_json
 from gantool.errors import GantoolError
 from gantool.fileio import refuse_overwrite, same_file
 from gantool.spec import ZOO_NAMES
-from gantool.train.limits import MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MAX_SEED, MIN_EVAL_SAMPLES
+from gantool.train.limits import (
+    MAX_EVAL_SAMPLES,
+    MAX_MLP_IMAGE_SIZE,
+    MAX_SEED,
+    MIN_EVAL_SAMPLES,
+)
 from gantool.train.recipe import Recipe
 
 SEED = click.IntRange(0, MAX_SEED)
@@ -68,7 +75,7 @@ def refuse_same_outputs(outputs: dict[str, str | None]) -> None:
                                    note=f"choose another path for {b}.")
 
 
-def _inputs(data_dir: str | None, **paths: str | Path | None) -> dict[str, str | Path | None]:
+def _inputs(data_dir: str | None, **paths: str | os.PathLike[str] | None) -> dict[str, str | os.PathLike[str] | None]:
     """What a command reads (option -> path), dataset files included: no output may replace one."""
     from gantool.train.data import data_files
 
@@ -155,7 +162,14 @@ def _num(v: int | None) -> str:
 
 
 def _models_with_torch() -> list[dict[str, Any]]:
-    from gantool.train.zoo import MNIST_INFO, ZOO, build_models, build_spec, count_params, generator_flops
+    from gantool.train.zoo import (
+        MNIST_INFO,
+        ZOO,
+        build_models,
+        build_spec,
+        count_params,
+        generator_flops,
+    )
 
     rows = []
     for name, e in ZOO.items():

@@ -45,7 +45,7 @@ def test_the_loop_gives_paired_fakes_one_label_and_adds_the_term(mnist_dir):
     assert out["g_loss"] > plain["g_loss"] + 0.5  # 1 / ratio is added at the first step
 
 
-@pytest.mark.parametrize("change", [dict(fake_labels="uniform"), dict(mode_seeking=1.0)])
+@pytest.mark.parametrize("change", [{"fake_labels": "uniform"}, {"mode_seeking": 1.0}])
 def test_the_gradient_penalty_mixes_real_images_with_fakes_of_their_own_labels(small_mnist, monkeypatch, change):
     """WGAN-GP's interpolate x_hat = a x + (1 - a) G(z, y') is scored with one label: y' must be x's label y."""
     split = load_split(small_mnist)

@@ -110,7 +110,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(model, small_mnist, tm
     assert len(rows) >= 6 and rows == expected[:len(rows)], rows
 
     r = gantool([*common, "-o", str(run), "--resume"])
-    out, err = r.communicate(timeout=300)
+    _, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
     rows = log_rows(run)  # same data order, RNG and optimizer state: identical rows
     assert len(rows) == len(expected)

@@ -63,10 +63,9 @@ def test_generator_files_are_written_with_the_contracts_spec_key_and_old_ones_st
 
 def test_the_model_card_counts_the_training_images_from_the_checkpoint(small_mnist):
     import importlib.util
+    from pathlib import Path
 
     from gantool.train.data import load_split
-
-    from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "scripts" / "ship_weights.py"
     script = importlib.util.spec_from_file_location("ship_weights", path)
