@@ -5,12 +5,23 @@ what it was batched with (up to GEMM blocking, within one gray level)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(Exception):
+    """The engine raised on a batch: every request of that batch gets this (logged once per batch)."""
+
+
+class ShuttingDown(Exception):
+    """A request arrived after stop(): it cannot be queued behind the worker's last batch."""
 
 
 @dataclass
@@ -36,17 +47,24 @@ class MicroBatcher:
         self.task: asyncio.Task | None = None
         self._pending: Job | None = None
         self.served = 0  # engine calls made
+        self.closed = False
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._worker())
 
     async def submit(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The raw output for these feeds; raises EngineError if the engine fails, ShuttingDown after stop()."""
+        if self.closed:  # behind the stop marker a job would never be served
+            raise ShuttingDown("the server is shutting down")
+        if self.task is not None and self.task.done():  # cannot happen (_run fails jobs, not the worker): fail fast
+            raise EngineError("the batcher stopped")
         job = Job(feeds, asyncio.get_running_loop().create_future())
         await self.queue.put(job)
         return await job.future
 
     async def stop(self) -> None:
         """Finish every queued job, then stop the worker (graceful shutdown)."""
+        self.closed = True
         await self.queue.put(None)
         if self.task is not None:
             await self.task
@@ -84,26 +102,37 @@ class MicroBatcher:
             elif stop:
                 break
             else:
-                first = await self.queue.get()
-                if first is None:
+                nxt = await self.queue.get()
+                if nxt is None:
                     break
+                first = nxt
             jobs, stopped = await self._collect(first)
             stop = stop or stopped
             jobs = [j for j in jobs if not j.future.cancelled()]  # the client went away
             if not jobs:
                 continue
+            await self._run(loop, jobs)
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> None:
+        """One engine call for these jobs; whatever goes wrong fails these jobs only, never the worker."""
+        total = sum(j.n for j in jobs)
+        try:
             merged = {k: np.concatenate([j.feeds[k] for j in jobs]) for k in jobs[0].feeds}
-            self.on_batch(len(merged["z"]))
+            self.on_batch(total)
             self.served += 1
-            try:
-                out = await loop.run_in_executor(self.pool, self.infer, merged)
-            except Exception as e:  # the engine failed: every job of the batch gets the error
-                for j in jobs:
-                    if not j.future.done():
-                        j.future.set_exception(e)
-                continue
-            i = 0
+            out = await loop.run_in_executor(self.pool, self.infer, merged)
+            if not isinstance(out, np.ndarray) or out.ndim < 1 or len(out) != total:
+                raise TypeError(f"the engine returned {type(out).__name__} {getattr(out, 'shape', '')} for "
+                                f"{total} images")
+        except Exception as e:  # the engine failed: every job of the batch gets the error, logged once
+            reason = " ".join(f"{type(e).__name__}: {e}".split())[:500]  # one line (ORT errors span several)
+            log.error("engine failed on a batch of %d images (%d requests): %s", total, len(jobs), reason)
             for j in jobs:
                 if not j.future.done():
-                    j.future.set_result(out[i:i + j.n])
-                i += j.n
+                    j.future.set_exception(EngineError(type(e).__name__))
+            return
+        i = 0
+        for j in jobs:
+            if not j.future.done():
+                j.future.set_result(out[i:i + j.n])
+            i += j.n
