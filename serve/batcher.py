@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from gantool.contract import Z
+
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +34,7 @@ class Job:
 
     @property
     def n(self) -> int:
-        return len(self.feeds["z"])
+        return len(self.feeds[Z])
 
 
 class MicroBatcher:
