@@ -94,7 +94,10 @@ def load_weights(module: torch.nn.Module, weights: Any, path: str | os.PathLike,
     try:
         module.load_state_dict(weights)
     except (RuntimeError, KeyError, TypeError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        # torch's first line only says "Error(s) in loading state_dict for X:"; the next ones say what
+        lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()] or [type(e).__name__]
+        detail = " ".join(lines[1:] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines)
+        first = detail if len(detail) <= 200 else detail[:197] + "..."
         raise CheckpointError(f"{path}: its {part} weights do not fit a {arch} {part} ({first}).",
                               note="the file's spec and weights disagree: it was made for another model "
                                    "or by an incompatible gantool.") from None

@@ -115,15 +115,15 @@ class Recipe:
         return dataclasses.replace(self, **changes)
 
     def ineffective(self, given: set[str] | dict[str, Any], conditional: bool) -> list[str]:
-        """Which of the explicitly given fields would change nothing in this recipe, and why:
-        an option that silently does nothing is refused rather than ignored."""
+        """Which of the explicitly given fields would change nothing in this recipe, and why (by their
+        `gantool train` option): an option that silently does nothing is refused rather than ignored."""
         out = []
         if "gp_weight" in given and self.loss != "wgan-gp":
-            out.append(f"gp_weight applies to loss wgan-gp only, not {self.loss}")
+            out.append(f"--gp-weight applies to --loss wgan-gp only, not {self.loss}")
         if "label_smoothing" in given and self.label_smoothing > 0 and self.loss not in SMOOTHED_LOSSES:
-            out.append(f"label_smoothing applies to loss {' or '.join(SMOOTHED_LOSSES)} only, not {self.loss}")
+            out.append(f"--label-smoothing applies to --loss {' or '.join(SMOOTHED_LOSSES)} only, not {self.loss}")
         if "fake_labels" in given and self.fake_labels != "data" and not conditional:
-            out.append("fake_labels applies to conditional models only")
+            out.append(f"--fake-labels {self.fake_labels} applies to conditional models only")
         return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from gantool.cli.app import DEVICE, cli, need_torch, write_json
+from gantool.cli.app import DEVICE, SEED, cli, need_torch, write_json
 from gantool.errors import GantoolError
 from gantool.fileio import refuse_overwrite, same_file
 from gantool.spec import ZOO_NAMES
@@ -28,7 +28,6 @@ from gantool.train.limits import (
 )
 from gantool.train.recipe import Recipe
 
-SEED = click.IntRange(0, MAX_SEED)
 SEED_HELP = f"seed of every random choice (0..{MAX_SEED}); the same seed gives the same result"
 DEVICE_HELP = "where torch computes: auto (cuda when a GPU is visible), cpu or cuda"
 

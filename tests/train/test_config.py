@@ -76,9 +76,9 @@ def test_seed_device_and_data_size_reach_the_checkpoint_and_resume_keeps_them(ca
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--gp-weight", "5"], "gp_weight applies to loss wgan-gp only, not bce"),
-    (["--loss", "hinge", "--label-smoothing", "0.1"], "label_smoothing applies to loss bce or lsgan only"),
-    (["--fake-labels", "uniform"], "fake_labels applies to conditional models only"),
+    (["--gp-weight", "5"], "--gp-weight applies to --loss wgan-gp only, not bce"),
+    (["--loss", "hinge", "--label-smoothing", "0.1"], "--label-smoothing applies to --loss bce or lsgan only"),
+    (["--fake-labels", "uniform"], "--fake-labels uniform applies to conditional models only"),
 ])
 def test_an_option_that_would_change_nothing_is_refused(capsys, small_mnist, tmp_path, args, fragment):
     code = main(["train", "--model", "gan", "--data-dir", str(small_mnist), "-o", str(tmp_path / "r"), *TINY, *args])
