@@ -17,6 +17,9 @@ import numpy as np
 
 NOISE_FUNCTION = "gantool.noise.make_noise/pcg64-v1"
 DISTRIBUTIONS = ("normal", "uniform")
+# The seeds every command takes: numpy's PCG64 takes any int >= 0 and torch.manual_seed any int < 2**64;
+# training derives seed + 1 and seed * 1_000_003 + epoch from it, so 32 bits keep every derived seed in both.
+MAX_SEED = 2**32 - 1
 
 
 def _check(n: int, latent_dim: int, distribution: str) -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from gantool.errors import GantoolError
+from gantool.noise import MAX_SEED
 
-# Seeds: numpy's PCG64 takes any int >= 0 and torch.manual_seed any int < 2**64; the loop derives
-# seed + 1 and seed * 1_000_003 + epoch from it, so 32 bits keep every derived seed in both ranges.
-MAX_SEED = 2**32 - 1
 
 # `gantool eval --n`: at least enough for a covariance, at most what fits beside the real data in memory
 # (the Parzen window holds a 500 x n float64 block; 100k images at 64x64 are 1.6 GB in float32).

@@ -10,9 +10,10 @@ import click
 
 import gantool
 from gantool.errors import GantoolError
+from gantool.noise import MAX_SEED
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
-SEED = click.IntRange(0, 2 ** 32 - 1)  # what numpy's PCG64 and torch.manual_seed both take, every command alike
+SEED = click.IntRange(0, MAX_SEED)  # every command alike (gantool/noise.py says why 32 bits)
 
 
 def write_json(path: str | None, obj: Any) -> None:
