@@ -45,7 +45,7 @@ def card_markdown(name: str, card: dict) -> str:
     missed = quality_bars(ev)
     fd = ev["fd_judge"]
     lines = [
-        f"# {name}: model card", "", ZOO[name].summary, "",
+        f"# {name}: model card", "", f"{ZOO[name].summary} ({ZOO[name].paper})", "",
         f"- Trained with: `{card['command']}`",
         f"- Seed {card['seed']}, {card['steps']} generator steps ({card['epochs']:.2f} epochs), "
         f"CPU time {card['cpu_hours']:.2f} core-hours on {card['machine']}",

@@ -40,7 +40,7 @@ class Recipe:
     lr_g: float = _opt(2e-4, "Adam learning rate of G", range=(0, None, True, False))
     lr_d: float = _opt(2e-4, "Adam learning rate of D (TTUR: a larger D rate is a common quality-per-step win)",
                        range=(0, None, True, False))
-    # the seeds' plain Adam (beta1=0.9) lets D win: HW5's D loss -> 0.0006
+    # the notebooks' plain Adam (beta1=0.9) lets D win: one DCGAN notebook's D loss ends at 0.0006
     beta1: float = _opt(0.5, "Adam beta1 of both optimizers", range=(0, 1, False, True))
     beta2: float = _opt(0.999, "Adam beta2 of both optimizers", range=(0, 1, False, True))
     batch_size: int = _opt(64, "real images per D step (>= 2: BatchNorm needs two)", range=(2, None, False, False))
