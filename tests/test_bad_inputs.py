@@ -108,7 +108,16 @@ COMMANDS = {
     "inspect": lambda f, d: ["inspect", "--model", str(f), "--json", str(d / "info.json")],
     "bench": lambda f, d: ["bench", "--model", str(f), "--engine", "runtime,ort", "--batch", "1", "--rounds", "1",
                            "--no-cold-start", "--json", str(d / "b.json")],
+    "serve": lambda f, d: ["serve", "--model", str(f), "--port", str(_free_port())],  # fails while loading
 }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
