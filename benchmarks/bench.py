@@ -299,8 +299,9 @@ def derived_figures(res: BenchResult) -> dict[str, Any]:
         # each round runs both within a second, in the same machine state
         d["runtime_overhead_batch1_median_of_rounds"] = float(np.median(_rounds(res, "runtime", 1) /
                                                                         _rounds(res, "ort", 1) - 1))
-    if ort and _p50(res, "torch", 1):
-        d["torch_over_ort_batch1"] = _p50(res, "torch", 1) / ort
+    torch1 = _p50(res, "torch", 1)
+    if ort and torch1:
+        d["torch_over_ort_batch1"] = torch1 / ort
     floor = res.roofline.get("batch1_floor_ms")
     if floor and ort:
         d["ort_batch1_over_floor"] = ort / floor
@@ -312,8 +313,8 @@ def derived_figures(res: BenchResult) -> dict[str, Any]:
     stream = res.roofline.get("batch1_weight_stream_ms")
     if stream and rt:
         d["runtime_batch1_over_weight_stream"] = rt / stream
-    if rt and _p50(res, "torch", 1):
-        d["runtime_speedup_over_torch_batch1"] = _p50(res, "torch", 1) / rt
+    if rt and torch1:
+        d["runtime_speedup_over_torch_batch1"] = torch1 / rt
     for b in res.batches:  # the default engine against the best of the others (target: <= 1.05)
         mine = _p50(res, "runtime", b)
         others = {s.engine: s.p50_ms for s in res.stats if s.batch == b and s.engine != "runtime"}

@@ -116,7 +116,7 @@ def _torch(src: Sources, threads: int, compiled: bool) -> Engine:
     return Engine("torch-compile" if compiled else "torch", run)
 
 
-def _reexport(src: Sources, tag: str, **export: bool) -> Path | None:
+def _reexport(src: Sources, tag: str, lower: bool = True, fold: bool = True) -> Path | None:
     """The model's weights exported again in another form (cached beside the bench's other graphs), or
     None when there are no weights here to export (an .onnx/.plan was given, or torch is missing)."""
     from gantool.paths import cache_dir
@@ -128,7 +128,7 @@ def _reexport(src: Sources, tag: str, **export: bool) -> Path | None:
     if not (out.is_file() and out.stat().st_mtime >= base.stat().st_mtime):
         from gantool.export.run import run_export
 
-        run_export(src.model, str(out), **export)
+        run_export(src.model, str(out), lower=lower, fold=fold)
     return out
 
 

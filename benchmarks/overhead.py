@@ -57,7 +57,7 @@ def main(models: tuple[str, ...], batches: list[int], threads: int, rounds: int,
         for e in engines.values():
             e.close()
         g.close()
-        rows = []
+        rows: list[dict[str, Any]] = []
         click.echo(f"{model} ({threads} threads): p50 ms, and overhead over bare ORT (median of per-round ratios)")
         for b in batches:
             base = next(np.array(s.round_p50_ms) for s in stats if s.engine == "ort" and s.batch == b)

@@ -81,6 +81,8 @@ def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, examp
                                     input_names=contract.input_names, output_names=contract.output_names,
                                     optimize=True, verbose=False,
                                     dynamic_shapes={n: {0: batch} for n in contract.input_names})
+    if program is None:
+        raise GantoolError(f"torch.onnx.export returned no program for {spec.arch}.")
     model = onnxslim.slim(program.model_proto)
     if model.ir_version > 10:  # keep the file loadable by current ONNX Runtime releases
         model.ir_version = 10

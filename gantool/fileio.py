@@ -11,7 +11,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 
 @contextmanager
@@ -82,7 +82,8 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
-def refuse_overwrite(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]) -> None:
+def refuse_overwrite(outputs: Mapping[str, str | os.PathLike | None],
+                     inputs: Mapping[str, str | os.PathLike | None]) -> None:
     """Refuse, before any work, a command whose output would replace one of its own inputs.
 
     outputs/inputs: option name (e.g. "-o", "--model") -> path, None when not given.

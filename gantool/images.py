@@ -67,7 +67,7 @@ def encode_png(image: np.ndarray, scale: int = 1) -> bytes:
 
     im = Image.fromarray(image)
     if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()

@@ -37,7 +37,7 @@ def describe(model: str | Path) -> dict[str, Any]:
         info.update(kind="tensorrt-plan", profile=side["profile"], tensorrt_version=side.get("tensorrt_version"),
                     gpu=side.get("gpu"), source_onnx_sha256=side.get("source_onnx_sha256"),
                     note="I/O as the metadata declares it (loading the engine needs TensorRT)")
-        inputs, outputs = meta.contract.inputs, meta.contract.outputs
+        inputs, outputs = list(meta.contract.inputs), list(meta.contract.outputs)
     elif path.suffix == ".onnx":
         with OrtBackend(path) as b:
             meta = b.generator_metadata()  # validated, and checked against the loaded graph
