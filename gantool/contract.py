@@ -24,7 +24,7 @@ from gantool.spec import ModelSpec
 Z, LABELS, IMAGES = "z", "labels", "images"
 BATCH = "batch"  # the name of the dynamic axis 0 of every input and output
 MAX_BATCH = 65536  # the exporter's declared bound on the batch axis
-Z_LIMIT = 1e3  # |z| bound: the noise is N(0, 1) or U[-1, 1); far larger values overflow inside the net
+Z_LIMIT = 1e3  # bound on z's root mean square: the noise is N(0, 1) or U[-1, 1); far larger z overflow in the net
 
 
 @dataclass(frozen=True)

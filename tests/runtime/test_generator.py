@@ -111,7 +111,7 @@ def test_many_threads_at_once_get_their_own_images(cdcgan):
     ({"n": 3, "labels": [1, 2]}, "n=3 but 2 labels"),
     ({"z": np.zeros((2, 5), np.float32)}, "z must have shape (2, 128)"),
     ({"z": np.full((1, 128), np.nan, np.float32)}, "z must be finite"),
-    ({"z": np.full((1, 128), 3e38, np.float32)}, "z must be finite floats within +-1000"),
+    ({"z": np.full((1, 128), 3e38, np.float32)}, "z must be finite floats with a root mean square of at most 1000"),
     ({"z": np.zeros(128, np.float32)}, "n must be in 1..100"),
     ({"seed": -1}, "seed must be a non-negative integer"),
 ])
