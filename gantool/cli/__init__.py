@@ -3,6 +3,8 @@ calls one library function; heavy imports (torch) stay inside the commands that 
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from gantool.cli import exporting, sampling, serving, training  # noqa: F401  (each registers its commands)
@@ -34,3 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # disk full, permission denied: the user's environment, not a bug
         click.echo(f"gantool: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", err=True)
         return 1
+    except Exception as e:  # a bug: one line, unless GANTOOL_DEBUG asks for the traceback
+        if os.environ.get("GANTOOL_DEBUG"):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        click.echo(f"gantool: internal error: {type(e).__name__}: {first} (a bug in gantool: please report it "
+                   f"with the command; GANTOOL_DEBUG=1 shows the traceback)", err=True)
+        return 70
