@@ -69,6 +69,8 @@ class Backend(ABC):
         if not self.active:
             self._activate()
             self.active = True
+            if self._metadata is not None:  # re-activated: settings that follow from the metadata again
+                self._configure(self._metadata)
 
     def deactivate(self) -> None:
         if self.active:

@@ -14,7 +14,7 @@ import torch
 
 from gantool.cli import main
 from gantool.train.checkpoint import load_checkpoint, save_checkpoint
-from gantool.train.limits import MAX_SEED
+from gantool.noise import MAX_SEED
 
 TINY = ["--batch-size", "16", "--max-steps", "2"]
 
