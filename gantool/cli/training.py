@@ -19,8 +19,8 @@ import click
 from gantool.cli.app import DEVICE, SEED, cli, need_torch, write_json
 from gantool.errors import GantoolError
 from gantool.fileio import refuse_overwrite, same_file
-from gantool.spec import ZOO_NAMES
 from gantool.noise import MAX_SEED
+from gantool.spec import ZOO_NAMES
 from gantool.train.limits import MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MIN_EVAL_SAMPLES
 from gantool.train.recipe import Recipe
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from gantool.cli import main
-from gantool.train.checkpoint import load_checkpoint, save_checkpoint
 from gantool.noise import MAX_SEED
+from gantool.train.checkpoint import load_checkpoint, save_checkpoint
 
 TINY = ["--batch-size", "16", "--max-steps", "2"]
 
