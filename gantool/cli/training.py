@@ -148,7 +148,8 @@ def models(json_path: str | None) -> None:
         cond = dash if r["conditional"] is None else "yes" if r["conditional"] else "no"
         click.echo(f"{r['name']:8} {cond:5} {r['image'] or dash:6} {r['latent'] or dash:>4} {r['loss'] or dash:8} "
                    f"{_num(r['g_params']):>10} {_num(r['d_params']):>10} "
-                   f"{dash if r['g_mflops'] is None else format(r['g_mflops'], '.2f'):>11}  {r['summary'] or dash}")
+                   f"{dash if r['g_mflops'] is None else format(r['g_mflops'], '.2f'):>11}  {r['summary'] or dash}"
+                   + (f" ({r['paper']})" if r.get("paper") else ""))
     write_json(json_path, rows)
 
 
@@ -173,7 +174,7 @@ def _models_with_torch() -> list[dict[str, Any]]:
         rows.append({"name": name, "conditional": e.conditional, "image": f"{spec.image_size}x{spec.image_size}",
                      "latent": spec.latent_dim, "loss": e.recipe.loss, "g_params": count_params(pair.generator),
                      "d_params": count_params(pair.discriminator), "g_mflops": round(generator_flops(spec) / 1e6, 2),
-                     "summary": e.summary})
+                     "summary": e.summary, "paper": e.paper})
     return rows
 
 
