@@ -17,9 +17,16 @@ from gantool.cli import main
 OLD = b"the user's earlier export, which must survive"
 
 
+def _default_sigint() -> None:
+    # A shell without job control starts background jobs with SIGINT ignored (CI may run us so), and an
+    # ignored signal stays ignored across exec: give the child Python's own Ctrl-C handling back.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_export(folder: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gantool.cli", "export", "--model", "cdcgan", "-o", "x.onnx"],
-                            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def wait_for_temp(folder: Path, proc: subprocess.Popen, timeout: float = 240) -> Path:
