@@ -46,6 +46,18 @@ def graph_form(lower: bool, fold: bool) -> str:
     return "plain" if not lower else "lowered" if fold else "interleaved"
 
 
+def _interrupted(e: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is anywhere in an exception's cause/context chain."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
 def set_metadata(model: Any, meta: GeneratorMetadata) -> None:
     """Replace a ModelProto's metadata_props with the contract's rendering of meta."""
     del model.metadata_props[:]
@@ -77,10 +89,17 @@ def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, examp
     batch = torch.export.Dim(BATCH, min=1, max=MAX_BATCH)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(wrapper, example_inputs(spec, example_batch), dynamo=True, opset_version=opset,
-                                    input_names=contract.input_names, output_names=contract.output_names,
-                                    optimize=True, verbose=False,
-                                    dynamic_shapes={n: {0: batch} for n in contract.input_names})
+        try:
+            program = torch.onnx.export(wrapper, example_inputs(spec, example_batch), dynamo=True,
+                                        opset_version=opset, input_names=contract.input_names,
+                                        output_names=contract.output_names, optimize=True, verbose=False,
+                                        dynamic_shapes={n: {0: batch} for n in contract.input_names})
+        except Exception as e:
+            if _interrupted(e):  # torch wraps a Ctrl-C during its lazy imports in its own export error
+                raise KeyboardInterrupt from None
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise GantoolError(f"torch could not export {spec.arch} to ONNX ({type(e).__name__}: {first[:160]}).",
+                               note="a custom layer may not be traceable by torch.export.") from None
     if program is None:
         raise GantoolError(f"torch.onnx.export returned no program for {spec.arch}.")
     model = onnxslim.slim(program.model_proto)

@@ -203,3 +203,52 @@ def test_huge_finite_z_is_refused_not_drawn_as_garbage():
 
     with Generator.load("cgan") as g, pytest.raises(SampleError, match="root mean square"):
         g.sample(labels=[1], z=np.full((1, 100), 3e38, np.float32))
+
+
+# --- files that are not checkpoints, for the commands that read PyTorch weights --------------------------
+class _Payload:
+    """What a hostile checkpoint would unpickle; weights_only loading must refuse it."""
+
+
+def _text(text: str) -> Callable[[Path], Path]:
+    def make(d: Path) -> Path:
+        (d / "notes.pt").write_text(text)
+        return d / "notes.pt"
+    return make
+
+
+def _pickled_object(d: Path) -> Path:
+    import torch
+
+    torch.save({"spec": {}, "x": _Payload()}, d / "evil.pt")
+    return d / "evil.pt"
+
+
+NOT_CHECKPOINTS = {"text-keyerror": _text("hello, not a model"), "text-indexerror": _text("q"),
+                   "text-pop": _text("abc"), "empty": _text(""), "pickled-object": _pickled_object}
+
+
+@pytest.mark.parametrize("command", ["export", "eval"])
+@pytest.mark.parametrize("case", list(NOT_CHECKPOINTS))
+def test_files_that_are_not_checkpoints_are_one_line(case, command, tmp_path, capsys):
+    path = NOT_CHECKPOINTS[case](tmp_path)
+    before = snapshot(tmp_path)
+    argv = ["export", "--model", str(path), "-o", str(tmp_path / "o.onnx")] if command == "export" else \
+        ["eval", "--model", str(path), "--n", "100", "-o", str(tmp_path / "e.png")]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert_clean_failure(code, out, err, "not a readable gantool checkpoint")
+    assert "Weights only load failed" not in err and snapshot(tmp_path) == before
+
+
+def test_a_ctrl_c_that_torch_wraps_in_its_own_error_is_still_an_interrupt():
+    from gantool.export.onnx import _interrupted
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as inner:
+            raise RuntimeError("Failed to export the model with torch.export") from inner
+    except RuntimeError as outer:
+        assert _interrupted(outer)
+    assert not _interrupted(RuntimeError("a real export failure"))

@@ -44,10 +44,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found.")
+    if not zipfile.is_zipfile(path):  # torch.save's format; text, pickles and other files stop here
+        raise CheckpointError(f"{path}: not a readable gantool checkpoint (not a PyTorch zip archive).",
+                              note="pass a checkpoint.pt written by gantool train, a shipped .safetensors or a zoo "
+                                   "name.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except Exception as e:  # untrusted bytes: torch's weights-only unpickler raises many types (KeyError, ...)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        if isinstance(e, pickle.UnpicklingError) or "weights_only" in first or "Weights only" in first:
+            first = "it holds objects other than tensors and plain containers"
         raise CheckpointError(f"{path}: not a readable gantool checkpoint ({first[:160]}).",
                               note="checkpoints are loaded with weights_only=True; pickled code is refused.") from None
     if not isinstance(ckpt, dict) or ckpt.get("schema_version") != CHECKPOINT_SCHEMA_VERSION or "spec" not in ckpt:
