@@ -66,8 +66,12 @@ def test_build_load_infer_and_parity_on_gpu(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plan, sidecar, report = run_build("cdcgan", None, "fp16", Profile(1, 16, 64), str(tmp_path / "cache"))
     assert plan.exists() and report.passed and {c.batch for c in report.comparisons} >= {1, 7, 64, 1024}
-    side = json.loads(Path(str(plan) + ".json").read_text())
-    assert side["spec"]["arch"] == "cdcgan" and side["profile"]["max_batch"] == 64 and side["precision"] == "fp16"
+    from gantool.contract import read_metadata
+    from gantool.runtime.backends.trt import read_sidecar
+
+    side = read_sidecar(plan)
+    meta = read_metadata(side["metadata"], str(plan))
+    assert meta.spec.arch == "cdcgan" and meta.precision == "fp16" and side["profile"]["max_batch"] == 64
     assert (tmp_path / "cache").stat().st_size > 0  # the timing cache is written for the next build
     with TrtBackend(plan) as b:  # labels reach every sample of a batch (NVIDIA/TensorRT#3004)
         z = np.full((10, 128), 0.1, np.float32)  # one z, ten labels: ten different images
@@ -82,3 +86,28 @@ def test_build_rejects_a_bad_profile_before_anything_else(args, code, message, t
     err = capsys.readouterr().err
     assert got == code and message in err and err.count("\n") == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_a_plan_sidecar_is_read_through_the_contract_without_tensorrt(tmp_path, capsys):
+    """inspect reads a plan's sidecar (schema 2, the contract's metadata) with no GPU; bad sidecars are one line."""
+    from gantool.contract import write_metadata
+    from gantool.runtime import Generator
+    from gantool.runtime.backends.trt import SIDECAR_SCHEMA
+
+    with Generator.load("cdcgan") as g:
+        meta = g.metadata.replace(precision="fp16")
+    plan = tmp_path / "c.fp16.plan"
+    plan.write_bytes(b"not a real engine")
+    side = {"sidecar_schema": SIDECAR_SCHEMA, "metadata": write_metadata(meta),
+            "profile": {"min_batch": 1, "opt_batch": 16, "max_batch": 64}, "tensorrt_version": "11.0", "gpu": "H200"}
+    Path(str(plan) + ".json").write_text(json.dumps(side))
+    assert main(["inspect", "--model", str(plan)]) == 0
+    out = capsys.readouterr().out
+    assert "(tensorrt-plan, fp16," in out and "profile: batch min 1 opt 16 max 64" in out and "model: cdcgan" in out
+    for broken, fragment in (({**side, "sidecar_schema": 1}, "sidecar schema 1"),
+                             ({**side, "profile": {}}, "no valid max_batch"),
+                             ({**side, "metadata": {}}, "not a gantool generator")):
+        Path(str(plan) + ".json").write_text(json.dumps(broken))
+        assert main(["inspect", "--model", str(plan)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and fragment in err, err
