@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from gantool.runtime import Generator
 def main(model: str, batch: int, threads: int = 2, rounds: int = 30) -> None:
     g = Generator.load(resolve_model(model), threads=threads)  # zoo names fill the 64x64 cache once
     z = np.random.default_rng(0).standard_normal((batch, g.spec.latent_dim)).astype(np.float32)
-    kw = {"labels": np.arange(batch) % g.num_classes} if g.conditional else {}
+    kw: dict[str, Any] = {"labels": np.arange(batch) % g.num_classes} if g.conditional else {}
     feeds = g.inputs(z=z, **kw)
     paths = {"bare infer": lambda: g.backend.infer(feeds), "sample(z=)": lambda: g.sample(z=z, **kw),
              "sample()": lambda: g.sample(n=batch) if not g.conditional else g.sample(**kw)}
