@@ -23,13 +23,6 @@ def write_json(path: str | None, obj: Any) -> None:
         atomic_write_json(path, obj)
 
 
-def refuse_json_over_input(json_path: str | None, inputs: dict[str, str | None]) -> None:
-    """--json must not replace one of the command's own inputs (checked before any work)."""
-    from gantool.fileio import refuse_overwrite
-
-    refuse_overwrite({"--json": json_path}, inputs)
-
-
 def need_torch(command: str) -> None:
     try:
         import torch  # noqa: F401

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from gantool.cli.app import SEED, cli, need_torch, refuse_json_over_input, write_json
+from gantool.cli.app import SEED, cli, need_torch, write_json
 from gantool.contract import TOLERANCES
 from gantool.errors import GantoolError
+from gantool.fileio import refuse_overwrite
 from gantool.spec import ZOO_NAMES
 
 
@@ -38,7 +39,7 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
                json_path: str | None) -> None:
     """Export a generator to ONNX (dynamic batch and labels) and validate it against PyTorch."""
     need_torch("export")
-    refuse_json_over_input(json_path, {"--model": model, "-o": output, "--plan": plan})
+    refuse_overwrite({"--json": json_path}, {"--model": model, "-o": output, "--plan": plan})
     if samples is not None and precision == "fp32":
         raise GantoolError("--samples sets the judge-agreement check of fp16 and int8 exports; fp32 has none.")
     if fmt != "triton" and (plan is not None or max_batch is not None):

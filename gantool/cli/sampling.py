@@ -6,9 +6,10 @@ import re
 
 import click
 
-from gantool.cli.app import SEED, cli, refuse_json_over_input, write_json
+from gantool.cli.app import SEED, cli, write_json
 from gantool.contract import GRID_COLUMNS, MAX_BATCH
 from gantool.errors import GantoolError
+from gantool.fileio import refuse_overwrite
 from gantool.spec import ZOO_NAMES
 
 _LABEL_PART = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
@@ -83,7 +84,7 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
         click.echo("gantool: note: `gantool inspect FILE` is deprecated; use `gantool inspect --model FILE`.",
                    err=True)
     target = str(model if model is not None else file)
-    refuse_json_over_input(json_path, {"--model": target})
+    refuse_overwrite({"--json": json_path}, {"--model": target})
     info = describe(target)
     click.echo(describe_text(info))
     write_json(json_path, info)
@@ -104,14 +105,12 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
 def bench_cmd(engines: str, model: str, batches: str, threads: int | None, rounds: int, no_cold_start: bool,
               json_path: str | None, output: str | None) -> None:
     """Latency and throughput of engines side by side, interleaved, with the roofline."""
-    from gantool.benchmarks.bench import parse_batches, parse_engines, plot, run_bench
-    from gantool.fileio import refuse_overwrite
+    from gantool.benchmarks.bench import parse_batches, parse_engines, plot, run_bench, table
 
     names, sizes = parse_engines(engines), parse_batches(batches)
-    refuse_json_over_input(json_path, {"--model": model})
-    refuse_overwrite({"-o": output}, {"--model": model, "--json": json_path})
+    refuse_overwrite({"--json": json_path, "-o": output}, {"--model": model})
+    refuse_overwrite({"-o": output}, {"--json": json_path})  # the plot would replace the results
     res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start)
-    from gantool.benchmarks.bench import table
 
     click.echo(table(res))
     if output:

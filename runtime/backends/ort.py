@@ -78,6 +78,7 @@ class OrtBackend(Backend):
         return so
 
     def _providers(self) -> list[Any]:
+        """What the session starts on: this engine's provider, with the CPU as the fallback."""
         if self.provider == "CPUExecutionProvider":
             return [self.provider]
         return [(self.provider, self.provider_options), "CPUExecutionProvider"]
@@ -142,14 +143,8 @@ class OrtTrtBackend(OrtBackend):
     engine = "ort-trt"
     provider = "TensorrtExecutionProvider"
 
-    def _activate(self) -> None:
-        if self.provider not in available_providers():
-            super()._activate()  # raises the missing-provider error
-        self.provider, provider = "CPUExecutionProvider", self.provider
-        try:
-            super()._activate()
-        finally:
-            self.provider = provider
+    def _providers(self) -> list[Any]:
+        return ["CPUExecutionProvider"]  # until _configure() knows the profile (its shapes are in the metadata)
 
     def _configure(self, meta: GeneratorMetadata) -> None:
         self.max_batch = ORT_TRT_MAX_BATCH
