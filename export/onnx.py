@@ -5,13 +5,12 @@ and the file describes itself in metadata_props written by the contract's write_
 runtime needs nothing else. BatchNorm is folded by the exporter's optimizer and
 the graph is simplified with onnxslim. ConvTranspose layers are then rewritten into exact equivalents
 that ONNX Runtime's CPU kernels run faster (export/lower.py), after the FLOPs are counted. onnx's
-full checker and shape inference run before the file is written (atomically).
+full checker and shape inference run on the graph in memory; export/run.py writes and validates the file.
 """
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,7 +19,6 @@ from torch import nn
 import gantool
 from gantool.contract import BATCH, MAX_BATCH, GeneratorContract, GeneratorMetadata, write_metadata
 from gantool.errors import GantoolError
-from gantool.fileio import atomic_write_bytes
 from gantool.spec import ModelSpec
 
 DEFAULT_OPSET = 18
@@ -118,10 +116,3 @@ def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, examp
     onnx.checker.check_model(model, full_check=True)
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     return model, meta
-
-
-def export_onnx_file(spec: ModelSpec, g: nn.Module, path: str | Path, **kw: Any) -> tuple[Path, GeneratorMetadata]:
-    """export_onnx, written atomically to path (for tests and scripts that want only the fp32 graph)."""
-    model, meta = export_onnx(spec, g, **kw)
-    atomic_write_bytes(path, model.SerializeToString())
-    return Path(path), meta

@@ -67,3 +67,16 @@ def small_mnist(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Pa
         _write_idx(d / f"{prefix}-images-idx3-ubyte", split.images[:n])
         _write_idx(d / f"{prefix}-labels-idx1-ubyte", split.labels[:n].astype(np.uint8))
     return d
+
+
+@pytest.fixture(scope="session")
+def export_file():
+    """export_onnx's in-memory graph written to a path: (path, metadata), for tests of the fp32 graph alone."""
+    from gantool.export.onnx import export_onnx
+
+    def write(spec, g, path, **kw):
+        model, meta = export_onnx(spec, g, **kw)
+        Path(path).write_bytes(model.SerializeToString())
+        return Path(path), meta
+
+    return write

@@ -55,14 +55,13 @@ def test_layers_with_few_output_channels_are_kept():
     assert n == 0 and [nd.op_type for nd in lowered.graph.node] == ["ConvTranspose"]
 
 
-def test_an_export_records_the_flops_of_the_graph_before_lowering(tmp_path):
+def test_an_export_records_the_flops_of_the_graph_before_lowering(tmp_path, export_file):
     torch = pytest.importorskip("torch")
-    from gantool.export.onnx import export_onnx_file
     from gantool.train.zoo import MNIST_INFO, build_generator, build_spec, generator_flops
 
     spec = build_spec("cdcgan", MNIST_INFO)
     g = build_generator(spec).eval()
-    plain, low = (export_onnx_file(spec, g, tmp_path / f"{n}.onnx", lower=n == "low")[0] for n in ("plain", "low"))
+    plain, low = (export_file(spec, g, tmp_path / f"{n}.onnx", lower=n == "low")[0] for n in ("plain", "low"))
     pm, lm = onnx.load(str(plain)), onnx.load(str(low))
     assert "ConvTranspose" in {n.op_type for n in pm.graph.node}
     assert {"Gemm", "DepthToSpace"} <= {n.op_type for n in lm.graph.node}

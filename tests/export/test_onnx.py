@@ -11,7 +11,6 @@ from onnx import numpy_helper
 
 from gantool.cli import main
 from gantool.contract import read_metadata
-from gantool.export.onnx import export_onnx_file
 from gantool.export.parity import ParityError, ParityReport, compare_backend, torch_reference
 from gantool.runtime.backends.ort import OrtBackend
 from gantool.spec import ModelSpec
@@ -39,9 +38,9 @@ def trained_like(name: str) -> tuple[ModelSpec, torch.nn.Module]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(ZOO))
-def test_every_model_exports_with_dynamic_batch_metadata_and_parity(name, tmp_path):
+def test_every_model_exports_with_dynamic_batch_metadata_and_parity(name, tmp_path, export_file):
     spec, g = trained_like(name)
-    path, _ = export_onnx_file(spec, g, tmp_path / f"{name}.onnx")
+    path, _ = export_file(spec, g, tmp_path / f"{name}.onnx")
     model = onnx.load(str(path))
     onnx.checker.check_model(model, full_check=True)
     dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
@@ -62,9 +61,9 @@ def test_every_model_exports_with_dynamic_batch_metadata_and_parity(name, tmp_pa
     assert max(c.max_abs for c in report.comparisons) <= 1e-4
 
 
-def test_a_wrong_graph_fails_parity_with_every_mismatch_listed(tmp_path):
+def test_a_wrong_graph_fails_parity_with_every_mismatch_listed(tmp_path, export_file):
     spec, g = trained_like("cgan")
-    path, _ = export_onnx_file(spec, g, tmp_path / "cgan.onnx")
+    path, _ = export_file(spec, g, tmp_path / "cgan.onnx")
     model = onnx.load(str(path))
     emb = max(model.graph.initializer, key=lambda t: t.name.count("embedding"))
     w = numpy_helper.to_array(emb).copy()

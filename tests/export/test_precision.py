@@ -11,7 +11,6 @@ from onnx import TensorProto, numpy_helper
 
 from gantool.cli import main
 from gantool.export import parity
-from gantool.export.onnx import export_onnx_file
 from gantool.export.precision import fp16_emulation, to_fp16
 from gantool.export.run import run_export
 from gantool.noise import make_noise
@@ -20,9 +19,9 @@ from gantool.train.checkpoint import load_generator
 
 
 @pytest.fixture(scope="module")
-def cdcgan_fp32(tmp_path_factory):
+def cdcgan_fp32(tmp_path_factory, export_file):
     spec, g = load_generator("cdcgan")
-    path, _ = export_onnx_file(spec, g, tmp_path_factory.mktemp("fp32") / "cdcgan.onnx")
+    path, _ = export_file(spec, g, tmp_path_factory.mktemp("fp32") / "cdcgan.onnx")
     return spec, g, path
 
 
