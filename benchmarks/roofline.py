@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gantool.contract import IMAGES  # the output name OrtBackend.infer fetches
+from gantool.cpu import cpu_info
 
 MATMUL_N = 1024
 
@@ -84,26 +85,10 @@ def matmul_peak(threads: int, n: int = MATMUL_N) -> dict[str, float]:
     return out
 
 
-NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "amx_bf16", "amx_int8",
-                 "amx_tile")
-
-
 def machine_info() -> dict[str, Any]:
     """What every benchmark result records: the machine changes between sessions (docs/benchmarks.md)."""
-    import os
-    import platform
     import sys
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    return {"cpu_model": model, "cpu_flags": [f for f in NOTABLE_FLAGS if f in flags], "cpus": os.cpu_count(),
+    cpu = cpu_info()
+    return {"cpu_model": cpu.model, "cpu_flags": cpu.notable_flags, "cpus": cpu.cpus,
             "python": sys.version.split()[0], "numpy": np.__version__}

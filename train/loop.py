@@ -8,6 +8,7 @@ checkpoint, so the resumed run's losses equal an uninterrupted run's.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -15,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +40,11 @@ from gantool.train.checkpoint import (
     save_checkpoint,
 )
 from gantool.train.data import Split
+from gantool.train.distributed import World, no_sync, wrap
 from gantool.train.limits import check_seed
+from gantool.train.precision import TrainPrecision, choose_precision
 from gantool.train.recipe import Recipe
-from gantool.train.zoo import build_models
+from gantool.train.zoo import build_models, convolutional
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +73,14 @@ class TrainResult:
     checkpoint: Path
     grid: Path | None
     last: dict[str, float] = field(default_factory=dict)
-    images_per_s: float = 0.0
+    images_per_s: float = 0.0  # all ranks together
+    timing: dict[str, float] = field(default_factory=dict)  # StepClock.report()
+    main: bool = True  # False on the other ranks of a torchrun job, which print nothing
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "epochs_done": self.epochs_done, "out_dir": str(self.out_dir),
                 "checkpoint": str(self.checkpoint), "grid": str(self.grid) if self.grid else None,
-                "last": self.last, "images_per_s": self.images_per_s}
+                "last": self.last, "images_per_s": self.images_per_s, "timing": self.timing}
 
 
 def resolve_device(device: str) -> str:
@@ -118,43 +124,63 @@ class Trainer:
     """One training run: spec, recipe, data, seed and device, set here once; state_dict() carries them
     into the checkpoint and load_state_dict() continues from one exactly."""
 
-    def __init__(self, spec: ModelSpec, recipe: Recipe, split: Split, seed: int = 0, device: str = "cpu") -> None:
+    def __init__(self, spec: ModelSpec, recipe: Recipe, split: Split, seed: int = 0, device: str = "cpu",
+                 precision: str | TrainPrecision = "fp32", world: World = World()) -> None:
         device = resolve_device(device)
         self.spec, self.recipe, self.seed, self.device = spec, recipe, check_seed(seed), device
+        self.world = world
         self.data_info = split.info
         self.images = prepare_images(split.images, spec.image_size)
         self.labels = torch.from_numpy(split.labels)
-        self.per_step = recipe.batch_size * recipe.n_critic
+        self.per_step = recipe.batch_size * recipe.n_critic * world.size  # real images per step, all ranks
         self.steps_per_epoch = len(self.images) // self.per_step
         if self.steps_per_epoch < 1:
+            ranks = f" x {world.size} processes" if world.active else ""
             raise GantoolError(f"the dataset has {len(self.images)} images, fewer than one step needs "
-                               f"(batch size {recipe.batch_size} x n_critic {recipe.n_critic}).")
+                               f"(batch size {recipe.batch_size} x n_critic {recipe.n_critic}{ranks}).")
         if device == "cuda":  # same seed, same device, same result: pin cuDNN/cuBLAS to deterministic kernels
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
             torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(seed)  # model init and dropout
         pair = build_models(spec, recipe)
-        self.g, self.d = pair.generator.to(device).train(), pair.discriminator.to(device).train()
+        if not isinstance(precision, TrainPrecision):
+            precision = choose_precision(precision, device, convolutional(spec.arch))
+        self.precision = precision
+        self.g = precision.prepare(pair.generator.to(device)).train()
+        self.d = precision.prepare(pair.discriminator.to(device)).train()
         self.g_ema = copy.deepcopy(self.g).eval().requires_grad_(False) if recipe.ema_decay > 0 else None
         self.opt_g = torch.optim.Adam(self.g.parameters(), recipe.lr_g, betas=(recipe.beta1, recipe.beta2))
         self.opt_d = torch.optim.Adam(self.d.parameters(), recipe.lr_d, betas=(recipe.beta1, recipe.beta2))
-        self.rng = torch.Generator().manual_seed(seed + 1)  # z and GP interpolation
+        # What the steps call: DDP wrappers in a torchrun job (rank 0's weights broadcast), else g and d.
+        self.g_train, self.d_train = wrap(self.g, world, device), wrap(self.d, world, device)
+        if world.active:  # every rank its own dropout stream; the init above was the same on all
+            torch.manual_seed(world.rank_seed(seed))
+        self.rng = torch.Generator().manual_seed(world.rank_seed(seed) + 1)  # z and GP interpolation
         self.step_count = 0
         self.cpu_seconds = 0.0  # process CPU time spent training, summed across resumes (for the model card)
         self._perm: tuple[int, torch.Tensor] | None = None
+        self.data_seconds = 0.0  # wall time in _batch, read by the loop's StepClock
 
     # --- data -------------------------------------------------------------------------------
     def _batch(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The index-th batch of the run, from a permutation seeded by (seed, epoch)."""
+        """This rank's slice of the index-th (global) batch of the run, from a permutation seeded by
+        (seed, epoch) that every rank draws alike."""
         per_epoch = self.steps_per_epoch * self.recipe.n_critic
         epoch, b = divmod(index, per_epoch)
         if self._perm is None or self._perm[0] != epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = (epoch, torch.randperm(len(self.images), generator=g))
-        idx = self._perm[1][b * self.recipe.batch_size:(b + 1) * self.recipe.batch_size]
+        t0 = time.perf_counter()
+        size = self.recipe.batch_size
+        start = (b * self.world.size + self.world.rank) * size
+        idx = self._perm[1][start:start + size]
         x = self.images[idx].to(self.device).float().div_(127.5).sub_(1.0)
-        return x, self.labels[idx].to(self.device)
+        if self.precision.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self.labels[idx].to(self.device)
+        self.data_seconds += time.perf_counter() - t0
+        return x, y
 
     def _noise(self, n: int) -> torch.Tensor:
         if self.spec.noise == "uniform":
@@ -182,36 +208,50 @@ class Trainer:
             gp_fake = None
             if kind == "wgan-gp" and y is not None and y_fake is not None and not torch.equal(y_fake, y):
                 gp_fake = self._fakes_aside(z, y)
-            fake = self.g(z, y_fake)
-            real_out, fake_out = self.d(x, y), self.d(fake.detach(), y_fake)
+            last = k == r.n_critic - 1  # only the last critic batch's fakes train G: no graph for the others
+            with self._autocast():  # forward passes only: losses and the penalty's norm are taken in fp32
+                with torch.set_grad_enabled(last):
+                    fake = self.g_train(z, y_fake)
+                real_out, fake_out = self.d_train(x, y).float(), self.d_train(fake.detach(), y_fake).float()
             d_loss = losses.d_loss(kind, real_out, fake_out, r.label_smoothing)
             if kind == "wgan-gp":
                 gp_fake = fake.detach() if gp_fake is None else gp_fake
-                d_loss = d_loss + r.gp_weight * losses.gradient_penalty(self.d, x, gp_fake, y, self.rng)
-            self._check_finite("D", d_loss)
+                d_loss = d_loss + r.gp_weight * losses.gradient_penalty(self.d_train, x, gp_fake, y, self.rng,
+                                                                        self._autocast)
+            d_mean = self.world.mean(d_loss.detach())  # one verdict for all ranks: none may step alone
+            self._check_finite("D", d_mean)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
-        g_loss = losses.g_loss(kind, self.d(fake, y_fake))  # the last critic batch's fakes, as in DCGAN
-        if r.mode_seeking > 0:
-            g_loss = g_loss + r.mode_seeking * losses.mode_seeking(fake, z)
-        self._check_finite("G", g_loss)
-        self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        with no_sync(self.d_train):  # D's gradients from G's loss are thrown away: no need to average them
+            with self._autocast():
+                g_out = self.d_train(fake, y_fake).float()
+            g_loss = losses.g_loss(kind, g_out)  # the last critic batch's fakes, as in DCGAN
+            if r.mode_seeking > 0:
+                g_loss = g_loss + r.mode_seeking * losses.mode_seeking(fake.float(), z)
+            g_mean = self.world.mean(g_loss.detach())
+            self._check_finite("G", g_mean)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
         self.opt_g.step()
         self.step_count += 1
         self._update_ema()
-        return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
-                "d_real": losses.d_score(kind, real_out.detach()), "d_fake": losses.d_score(kind, fake_out)}
+        scores = self.world.mean(torch.stack([losses.d_prob(kind, real_out), losses.d_prob(kind, fake_out)]))
+        return {"d_loss": float(d_mean), "g_loss": float(g_mean), "d_real": float(scores[0]),
+                "d_fake": float(scores[1])}
 
     @torch.no_grad()
     def _fakes_aside(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """G(z, y) without gradients and without moving G's BatchNorm statistics: an extra look, not a step."""
         saved = [b.clone() for b in self.g.buffers()]
-        out = self.g(z, y)
+        with self._autocast():
+            out = self.g(z, y).float()
         for b, s in zip(self.g.buffers(), saved):
             b.copy_(s)
         return out
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        return self.precision.autocast(self.device)
 
     def _check_finite(self, which: str, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
@@ -240,14 +280,23 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "spec": self.spec.to_dict(), "recipe": self.recipe.to_dict(), "step": self.step_count, "seed": self.seed,
-            "device": self.device,
+            "device": self.device, "precision": self.precision.to_dict(),
             "data": {"name": self.data_info.name, "files": dict(self.data_info.files), "images": len(self.images)},
             "generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
             "generator_ema": self.g_ema.state_dict() if self.g_ema is not None else None,
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "cpu_seconds": self.cpu_seconds,
-            "rng": {"torch": torch.get_rng_state(), "noise": self.rng.get_state(),
-                    "cuda": torch.cuda.get_rng_state() if self.device == "cuda" else None},
+            "rng": self._rng_states(), "world_size": self.world.size, "machine": _machine(),
         }
+
+    def _rng_states(self) -> dict[str, Any]:
+        """Rank 0's RNG states, and in a job every rank's (gathered to all: only rank 0 writes them)."""
+        states = {"torch": torch.get_rng_state(), "noise": self.rng.get_state(),
+                  "cuda": torch.cuda.get_rng_state() if self.device == "cuda" else None}
+        if self.world.active:
+            own = torch.cat([states["torch"], states["noise"]])
+            n = len(states["torch"])
+            states["ranks"] = [{"torch": s[:n].clone(), "noise": s[n:].clone()} for s in self.world.gather(own)]
+        return states
 
     def load_state_dict(self, ckpt: dict[str, Any], source: str = "the checkpoint") -> None:
         """Continue exactly from a checkpoint; CheckpointError (one line) for any part that is missing
@@ -273,12 +322,19 @@ class Trainer:
             except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as e:
                 raise CheckpointError(f"{source}: its optimizer state {name} does not fit this model "
                                       f"({_first_line(e)}).") from None
+        world = ckpt.get("world_size", 1)
+        if world != self.world.size:
+            how = "in one process (without torchrun)" if world == 1 else f"with {world} processes in all"
+            raise CheckpointError(f"{source}: the run was trained {how}, but this job has {self.world.size}; an exact "
+                                  f"resume needs the same number.",
+                                  note=f"resume it {how}; eval and export read it in any number.")
         rng = ckpt.get("rng")
         try:
             if not isinstance(rng, dict):
                 raise TypeError(f"rng is a {type(rng).__name__}, not a dict")
-            torch.set_rng_state(rng["torch"])
-            self.rng.set_state(rng["noise"])
+            own = rng["ranks"][self.world.rank] if self.world.active else rng
+            torch.set_rng_state(own["torch"])
+            self.rng.set_state(own["noise"])
             if self.device == "cuda" and rng.get("cuda") is not None:
                 torch.cuda.set_rng_state(rng["cuda"])
         except (RuntimeError, TypeError, ValueError, KeyError) as e:
@@ -286,6 +342,16 @@ class Trainer:
                                   f"needs it.", note="start a new run, or warm-start one from it with --model.") from None
         self.step_count = step
         self.cpu_seconds = float(cpu)
+
+
+def _machine() -> dict[str, Any]:
+    """Where the run last trained, for the model card (the CPU decides the precision auto picks)."""
+    from gantool.cpu import cpu_info
+
+    cpu = cpu_info()
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    return {"cpu_model": cpu.model, "cpu_flags": cpu.notable_flags, "cpus": cpu.cpus, "gpu": gpu,
+            "torch": str(torch.__version__)}
 
 
 def _first_line(e: BaseException) -> str:
@@ -330,74 +396,146 @@ class CsvLog:
         self.file.close()
 
 
+class RunOutputs:
+    """What a run writes (log.csv, the progress bar or log lines, grids, checkpoints): rank 0's job.
+    Other ranks of a torchrun job hold a silent one, but still take part in the checkpoint's
+    collectives (its RNG states are gathered from every rank)."""
+
+    def __init__(self, trainer: Trainer, opts: RunOptions, total: int) -> None:
+        self.trainer, self.opts, self.total = trainer, opts, total
+        self.main = trainer.world.is_main
+        self.ckpt_path = opts.out_dir / CHECKPOINT_NAME
+        self.grid_path: Path | None = None
+        self.csv_log = CsvLog(opts.out_dir / "log.csv", trainer.step_count if opts.resume else None) \
+            if self.main else None
+        show_bar = sys.stdout.isatty() if opts.progress is None else opts.progress
+        self.bar = None
+        if show_bar and self.main:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=trainer.step_count, file=sys.stdout, unit="step",
+                            dynamic_ncols=True, desc=f"{trainer.spec.arch}")
+
+    def step(self, last: dict[str, float], rate: float, final: bool) -> None:
+        s, epoch = self.trainer.step_count, self.trainer.step_count / self.trainer.steps_per_epoch
+        if self.csv_log is not None:
+            self.csv_log.write({"step": s, "epoch": round(epoch, 4), **last, "images_per_s": round(rate, 1)})
+        if self.bar is not None:
+            self.bar.set_postfix(ep=f"{epoch:.2f}", D=f"{last['d_loss']:.3f}", G=f"{last['g_loss']:.3f}",
+                                 Dx=f"{last['d_real']:.2f}", DGz=f"{last['d_fake']:.2f}", img_s=f"{rate:.0f}")
+            self.bar.update(1)
+        elif s % self.opts.log_every == 0 or final:
+            log.info("step %d/%d epoch %.2f D %.4f G %.4f D(x) %.3f D(G(z)) %.3f %.0f img/s", s, self.total, epoch,
+                     last["d_loss"], last["g_loss"], last["d_real"], last["d_fake"], rate)
+
+    def grid(self, epoch_end: bool) -> None:
+        s, spe = self.trainer.step_count, self.trainer.steps_per_epoch
+        if self.main:
+            self.grid_path = self.opts.out_dir / "samples" / (f"epoch_{s // spe:03d}.png" if epoch_end
+                                                              else f"step_{s:07d}.png")
+            save_png(self.grid_path, self.trainer.grid(), scale=2)
+
+    def checkpoint(self) -> None:
+        if self.csv_log is not None:
+            self.csv_log.flush()
+        state = self.trainer.state_dict()  # a collective in a job: every rank gets here at the same step
+        if self.main:
+            save_checkpoint(self.ckpt_path, state)
+
+    def close(self) -> None:
+        if self.csv_log is not None:
+            self.csv_log.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _prepare_run_dir(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | None) -> None:
+    ckpt_path = opts.out_dir / CHECKPOINT_NAME
+    if opts.resume:
+        trainer.load_state_dict(resume_state if resume_state is not None else load_checkpoint(run_checkpoint(
+            opts.out_dir)), source=str(ckpt_path))
+        if trainer.world.is_main:
+            remove_stale_temps(opts.out_dir)
+    elif ckpt_path.exists():
+        raise GantoolError(f"{opts.out_dir} already holds a training run ({CHECKPOINT_NAME}).",
+                           note="pass --resume to continue it, or choose another -o/--output folder.")
+    if trainer.world.is_main:
+        (opts.out_dir / "samples").mkdir(parents=True, exist_ok=True)
+
+
 def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | None = None) -> TrainResult:
     """Run (or resume) training into opts.out_dir; see the module docstring for exactness.
 
     resume_state: the run's checkpoint when the caller has already loaded it (it can be large).
     """
-    out = opts.out_dir
-    ckpt_path = out / CHECKPOINT_NAME
-    if opts.resume:
-        trainer.load_state_dict(resume_state if resume_state is not None else load_checkpoint(run_checkpoint(out)),
-                                source=str(ckpt_path))
-        remove_stale_temps(out)
-    elif ckpt_path.exists():
-        raise GantoolError(f"{out} already holds a training run ({CHECKPOINT_NAME}).",
-                           note="pass --resume to continue it, or choose another -o/--output folder.")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "samples").mkdir(exist_ok=True)
+    _prepare_run_dir(trainer, opts, resume_state)
+    jobs = f", {trainer.world.size} processes" if trainer.world.active else ""
+    log.info("precision: %s (%s)%s", trainer.precision.label, trainer.precision.reason, jobs)
     spe = trainer.steps_per_epoch
     total = trainer.recipe.epochs * spe
     if opts.max_steps is not None:
         total = min(total, opts.max_steps)
-    start = trainer.step_count
-    csv_log = CsvLog(out / "log.csv", start if opts.resume else None)
-    show_bar = sys.stdout.isatty() if opts.progress is None else opts.progress
-    bar = None
-    if show_bar:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=start, file=sys.stdout, unit="step", dynamic_ncols=True,
-                   desc=f"{trainer.spec.arch}")
+    outputs = RunOutputs(trainer, opts, total)
     last: dict[str, float] = {}
-    grid_path: Path | None = None
     rate = 0.0
     t_window, n_window = time.perf_counter(), 0
     cpu_mark = time.process_time()
+    clock = StepClock(trainer)
     deadline = None if opts.max_minutes is None else time.perf_counter() + 60 * opts.max_minutes
     try:
         while trainer.step_count < total:
-            last = trainer.step()
+            with clock.in_step():
+                last = trainer.step()
             s = trainer.step_count
             n_window += 1
             elapsed = time.perf_counter() - t_window
             rate = n_window * trainer.per_step / max(elapsed, 1e-9)
-            epoch = s / spe
-            final = s == total or (deadline is not None and time.perf_counter() >= deadline)
-            csv_log.write({"step": s, "epoch": round(epoch, 4), **last, "images_per_s": round(rate, 1)})
-            if bar is not None:
-                bar.set_postfix(ep=f"{epoch:.2f}", D=f"{last['d_loss']:.3f}", G=f"{last['g_loss']:.3f}",
-                                Dx=f"{last['d_real']:.2f}", DGz=f"{last['d_fake']:.2f}", img_s=f"{rate:.0f}")
-                bar.update(1)
-            elif s % opts.log_every == 0 or final:
-                log.info("step %d/%d epoch %.2f D %.4f G %.4f D(x) %.3f D(G(z)) %.3f %.0f img/s", s, total, epoch,
-                         last["d_loss"], last["g_loss"], last["d_real"], last["d_fake"], rate)
+            final = s == total or (deadline is not None and trainer.world.any(time.perf_counter() >= deadline))
+            outputs.step(last, rate, final)
             if elapsed > 30:  # a sliding throughput window
                 t_window, n_window = time.perf_counter(), 0
             epoch_end = s % spe == 0
             if epoch_end or final:
-                grid_path = out / "samples" / (f"epoch_{s // spe:03d}.png" if epoch_end else f"step_{s:07d}.png")
-                save_png(grid_path, trainer.grid(), scale=2)
+                outputs.grid(epoch_end)
             if epoch_end or final or s % opts.ckpt_every == 0:
-                csv_log.flush()
                 now = time.process_time()
-                trainer.cpu_seconds, cpu_mark = trainer.cpu_seconds + now - cpu_mark, now
-                save_checkpoint(ckpt_path, trainer.state_dict())
+                trainer.cpu_seconds += trainer.world.total(now - cpu_mark)  # every rank's CPU time
+                cpu_mark = now
+                outputs.checkpoint()
             if final:
                 break
     finally:
-        csv_log.close()
-        if bar is not None:
-            bar.close()
-    return TrainResult(steps=trainer.step_count, epochs_done=round(trainer.step_count / spe, 4), out_dir=out,
-                       checkpoint=ckpt_path, grid=grid_path, last=last, images_per_s=round(rate, 1))
+        outputs.close()
+    timing = clock.report()
+    if timing:
+        log.info("time: %.1f%% in training steps (%.1f%% of it fetching batches), %.1f%% writing logs, grids and "
+                 "checkpoints", 100 * timing["step_share"], 100 * timing["data_share_of_step"],
+                 100 * timing["outside_share"])
+    return TrainResult(steps=trainer.step_count, epochs_done=round(trainer.step_count / spe, 4), out_dir=opts.out_dir,
+                       checkpoint=outputs.ckpt_path, grid=outputs.grid_path, last=last, images_per_s=round(rate, 1),
+                       timing=timing, main=trainer.world.is_main)
+
+
+class StepClock:
+    """Where a run's wall time goes: inside trainer.step() (and, of that, fetching batches) or outside
+    it (logs, grids, checkpoints). A faster step must not leave the run waiting on anything else."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer, self.step_s, self.t0 = trainer, 0.0, time.perf_counter()
+        trainer.data_seconds = 0.0
+
+    @contextlib.contextmanager
+    def in_step(self) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.step_s += time.perf_counter() - t
+
+    def report(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.t0
+        if wall <= 0 or self.step_s <= 0:
+            return {}
+        return {"wall_s": round(wall, 3), "step_share": round(self.step_s / wall, 4),
+                "data_share_of_step": round(self.trainer.data_seconds / self.step_s, 4),
+                "outside_share": round(1 - self.step_s / wall, 4)}

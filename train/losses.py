@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -39,17 +43,21 @@ def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torc
     return 1.0 / (ratio + eps)
 
 
-def d_score(kind: str, logits: torch.Tensor) -> float:
-    """What the progress bar shows as D(x) / D(G(z)): a probability for bce, the raw score otherwise."""
+def d_prob(kind: str, logits: torch.Tensor) -> torch.Tensor:
+    """What the progress bar shows as D(x) / D(G(z)): a probability for bce, the raw score otherwise
+    (a 0-d tensor, so that ranks can average it before it becomes a number)."""
     logits = logits.detach()
-    return float(torch.sigmoid(logits).mean() if kind == "bce" else logits.mean())
+    return torch.sigmoid(logits).mean() if kind == "bce" else logits.mean()
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None,
-                     generator: torch.Generator) -> torch.Tensor:
-    """E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates (Gulrajani et al. 2017)."""
+                     generator: torch.Generator,
+                     forward: Callable[[], AbstractContextManager[Any]] = nullcontext) -> torch.Tensor:
+    """E[(||grad_x D(x_hat)||_2 - 1)^2] on random interpolates (Gulrajani et al. 2017). `forward`: the
+    context of the critic's forward pass (bf16 autocast); x_hat, its gradient and the norm stay fp32."""
     alpha = torch.rand(real.shape[0], 1, 1, 1, generator=generator).to(real.device)
     x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    score = critic(x_hat, labels)
+    with forward():
+        score = critic(x_hat, labels).float()
     (grad,) = torch.autograd.grad(score.sum(), x_hat, create_graph=True)
     return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gantool.errors import GantoolError
 from gantool.fileio import same_file
+from gantool.spec import ModelSpec
 from gantool.train.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -16,11 +18,14 @@ from gantool.train.checkpoint import (
 )
 from gantool.train.data import load_split
 from gantool.train.limits import check_seed
+from gantool.train.distributed import start, stop, world_from_env
 from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
+from gantool.train.precision import TRAIN_PRECISIONS, TrainPrecision, choose_precision
 from gantool.train.recipe import Recipe
-from gantool.train.zoo import ZOO, build_spec, entry
+from gantool.train.zoo import ZOO, build_spec, convolutional, entry
 
 DEFAULT_SEED = 0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,6 +40,7 @@ class TrainRequest:
     image_size: int | None = None
     seed: int | None = None  # None: DEFAULT_SEED for a new run, the checkpoint's on --resume
     device: str = "auto"
+    precision: str = "auto"  # auto, fp32 or bf16 (gantool.train.precision); on --resume the run's own wins
     base_recipe: str = "gantool"  # or "seed": the seed notebook's recipe, for like-for-like comparisons
 
 
@@ -71,6 +77,9 @@ def run_training(req: TrainRequest) -> TrainResult:
         raise GantoolError(f"--model {req.model!r} is neither a zoo model nor a file; "
                            f"allowed: {', '.join(ZOO)} or a checkpoint path.")
     split = load_split(req.data_dir, "train")
+    if req.precision not in TRAIN_PRECISIONS:
+        raise GantoolError(f"--precision {req.precision!r} is not known; allowed: {', '.join(TRAIN_PRECISIONS)}.")
+    precision: str | TrainPrecision = req.precision
     init = ckpt = None
     if req.run.resume:
         path = run_checkpoint(req.run.out_dir)
@@ -84,6 +93,9 @@ def run_training(req: TrainRequest) -> TrainResult:
         seed = check_seed(ckpt.get("seed"), f"{path}: its seed")
         if req.seed is not None and req.seed != seed:
             changed.append("--seed")
+        precision = TrainPrecision.from_dict(ckpt.get("precision"), str(path))
+        if req.precision not in ("auto", precision.name):
+            changed.append("--precision")
         if changed:
             raise GantoolError(f"--resume continues a run with its saved recipe and seed; these options differ from "
                                f"it: {', '.join(changed)}.",
@@ -106,13 +118,22 @@ def run_training(req: TrainRequest) -> TrainResult:
                            note="leave it out, or pick the loss or model it applies to.")
     if spec.num_classes != split.info.num_classes:
         raise GantoolError(f"the model has {spec.num_classes} classes but the data has {split.info.num_classes}.")
-    trainer = Trainer(spec, recipe, split, seed=seed, device=device)
-    if init is not None:  # warm start: weights only, fresh optimizers and step count
-        load_weights(trainer.g, init.get("generator"), req.model, spec.arch, "generator")
-        load_weights(trainer.d, init.get("discriminator"), req.model, spec.arch, "discriminator")
-        if trainer.g_ema is not None and init.get("generator_ema") is not None:
-            load_weights(trainer.g_ema, init["generator_ema"], req.model, spec.arch, "EMA generator")
-    return train(trainer, req.run, resume_state=ckpt)
+    world = world_from_env()
+    device = start(world, device)
+    try:
+        if isinstance(precision, TrainPrecision) and world.is_main:
+            _note_kept_precision(precision, device, spec)
+        trainer = Trainer(spec, recipe, split, seed=seed, device=device, precision=precision, world=world)
+        if init is not None:  # warm start: weights only, fresh optimizers and step count
+            load_weights(trainer.g, init.get("generator"), req.model, spec.arch, "generator")
+            load_weights(trainer.d, init.get("discriminator"), req.model, spec.arch, "discriminator")
+            if trainer.g_ema is not None and init.get("generator_ema") is not None:
+                load_weights(trainer.g_ema, init["generator_ema"], req.model, spec.arch, "EMA generator")
+        result = train(trainer, req.run, resume_state=ckpt)
+        world.barrier()
+        return result
+    finally:
+        stop(world)
 
 
 def _same_run(model: str, arch: str, checkpoint: Path) -> None:
@@ -123,3 +144,12 @@ def _same_run(model: str, arch: str, checkpoint: Path) -> None:
     if model not in ZOO and Path(model).exists() and not same_file(model, checkpoint):
         raise GantoolError(f"--resume continues the run in {checkpoint.parent}; --model {model} is another "
                            f"checkpoint.", note=f"pass --model {arch} or --model {checkpoint}.")
+
+
+def _note_kept_precision(kept: TrainPrecision, device: str, spec: ModelSpec) -> None:
+    """On --resume the run's precision wins (the same seed gives the same run only at one precision);
+    one line says so where auto would choose otherwise on this machine."""
+    fresh = choose_precision("auto", device, convolutional(spec.arch))
+    if (fresh.name, fresh.channels_last) != (kept.name, kept.channels_last):
+        log.info("note: resuming in %s as the run was trained; auto would choose %s here (%s).", kept.name,
+                 fresh.name, fresh.reason.removeprefix("auto: "))

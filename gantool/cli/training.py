@@ -22,6 +22,7 @@ from gantool.fileio import refuse_overwrite, same_file
 from gantool.noise import MAX_SEED
 from gantool.spec import ZOO_NAMES
 from gantool.train.limits import MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MIN_EVAL_SAMPLES
+from gantool.train.precision import TRAIN_PRECISIONS
 from gantool.train.recipe import Recipe
 
 SEED_HELP = f"seed of every random choice (0..{MAX_SEED}); the same seed gives the same result"
@@ -96,6 +97,10 @@ def _inputs(data_dir: str | None, **paths: str | os.PathLike[str] | None) -> dic
               help="output side, MLP models only [default: the data's]")
 @click.option("--seed", type=SEED, default=None, help=f"{SEED_HELP} [default: 0; on --resume the run's own]")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--precision", type=click.Choice(TRAIN_PRECISIONS), default="auto", show_default=True,
+              help="arithmetic of the forward and backward passes: auto (bf16 autocast where the CPU or GPU has "
+                   "bf16 units, else fp32), fp32 or bf16; weights, losses and optimizer state stay fp32 "
+                   "[on --resume: the run's own]")
 @click.option("--resume", is_flag=True, help="continue the run in -o exactly where its checkpoint stopped")
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="write a checkpoint every this many steps (and at every epoch's end and the last step)")
@@ -119,6 +124,8 @@ def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str 
     opts = RunOptions(out_dir=run, max_steps=max_steps, max_minutes=max_minutes, ckpt_every=ckpt_every, resume=resume)
     req = TrainRequest(model=model, run=opts, data_dir=data_dir, recipe_overrides=overrides, **kw)
     result = run_training(req)
+    if not result.main:  # another rank of a torchrun job: rank 0 reports
+        return
     click.echo(f"trained {result.steps} steps ({result.epochs_done} epochs) -> {result.checkpoint}")
     if result.grid:
         click.echo(f"sample grid: {result.grid}")

@@ -4,6 +4,7 @@ resumed run: log.csv keeps every row up to the last checkpoint, and ends equal t
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import subprocess
@@ -17,14 +18,20 @@ import pytest
 from gantool.train.checkpoint import load_checkpoint
 
 TIMING_COLUMNS = ("images_per_s",)  # wall-clock throughput: the one column two runs may disagree on
-# cgan: BatchNorm, dropout and labels; cwgan: n_critic and the gradient penalty's own randomness.
-MODELS = {"cgan": ["--batch-size", "16"], "cwgan": ["--batch-size", "8"]}
+# cgan: BatchNorm, dropout and labels; cwgan: n_critic and the gradient penalty's own randomness; in bf16
+# too (autocast, channels_last): the same seed at the same precision gives the same run.
+MODELS = {"cgan": ["--model", "cgan", "--batch-size", "16", "--precision", "fp32"],
+          "cwgan": ["--model", "cwgan", "--batch-size", "8", "--precision", "fp32"],
+          "cwgan-bf16": ["--model", "cwgan", "--batch-size", "8", "--precision", "bf16"]}
 
 # Runs the real CLI; with GANTOOL_TEST_HANG_AT_CKPT=N, the N-th checkpoint write stops after its
 # temp file is complete and before the rename, so the test can SIGKILL it mid-write; with
 # GANTOOL_TEST_HANG_AT_STEP=N, training stops before step N (after the rows of the steps before it).
 WRAPPER = textwrap.dedent("""
     import os, sys, time
+    if os.environ.get("GANTOOL_TEST_PIDS"):  # under torchrun: every rank says who it is, to be killed
+        open(os.path.join(os.environ["GANTOOL_TEST_PIDS"], os.environ.get("RANK", "0") + ".pid"), "w").write(
+            str(os.getpid()))
     hang_at = int(os.environ.get("GANTOOL_TEST_HANG_AT_CKPT", "0"))
     hang_step = int(os.environ.get("GANTOOL_TEST_HANG_AT_STEP", "0"))
     if hang_step:
@@ -80,8 +87,8 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("model", list(MODELS))
 def test_sigkill_then_resume_matches_an_uninterrupted_run(model, small_mnist, tmp_path):
-    common = ["train", "--model", model, "--data-dir", str(small_mnist), "--max-steps", "18", "--ckpt-every", "6",
-              "--seed", "3", *MODELS[model]]
+    common = ["train", "--data-dir", str(small_mnist), "--max-steps", "18", "--ckpt-every", "6", "--seed", "3",
+              *MODELS[model]]
     ref, run = tmp_path / "ref", tmp_path / "run"
     p = gantool([*common, "-o", str(ref)])
     assert p.wait(timeout=300) == 0, p.communicate()
@@ -134,3 +141,73 @@ def test_sigkill_at_a_random_moment_then_resume(small_mnist, tmp_path):
     r = gantool([*common, "-o", str(run), "--resume"])
     assert r.wait(timeout=300) == 0, r.communicate()
     assert log_rows(run) == log_rows(ref)
+
+
+def torchrun(wrapper: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """A 2-process gloo job on loopback, as docs/training.md starts one (the wrapper in place of -m gantool.train)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(wrapper), *args]
+    return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def kill_job(p: subprocess.Popen, pids: Path) -> None:
+    """SIGKILL the whole job: torchrun starts each rank in a session of its own, so each is killed by pid."""
+    for f in pids.glob("*.pid"):
+        try:
+            os.kill(int(f.read_text()), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_job_trains_survives_sigkill_resumes_exactly_and_exports(small_mnist, tmp_path):
+    """gloo over loopback: each rank its shard of one permutation, rank 0 the only writer, and the
+    checkpoint of the 2-process run read back in one process by export."""
+    wrapper = tmp_path / "wrapper.py"
+    wrapper.write_text(WRAPPER)
+    common = ["train", "--model", "cdcgan", "--data-dir", str(small_mnist), "--max-steps", "12", "--ckpt-every", "4",
+              "--batch-size", "16", "--precision", "bf16", "--seed", "5"]
+    ref, run, pids = tmp_path / "ref", tmp_path / "run", tmp_path / "pids"
+    pids.mkdir()
+    p = torchrun(wrapper, [*common, "-o", str(ref)], {})
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    assert out.count("trained 12 steps") == 1  # rank 0 alone reports
+    expected = log_rows(ref)
+    assert [r["step"] for r in expected] == [str(s) for s in range(1, 13)]
+    d_losses = [float(r["d_loss"]) for r in expected]
+    assert all(math.isfinite(v) for v in d_losses) and len(set(d_losses)) > 1  # it trains: finite, changing losses
+    ckpt = load_checkpoint(ref / "checkpoint.pt")
+    assert ckpt["world_size"] == 2 and len(ckpt["rng"]["ranks"]) == 2
+    assert not torch_equal(ckpt["rng"]["ranks"][0]["noise"], ckpt["rng"]["ranks"][1]["noise"])  # own noise per rank
+
+    # SIGKILL of the whole job while rank 0 writes its second checkpoint (step 8): step 4's survives
+    marker = tmp_path / "hung"
+    p = torchrun(wrapper, [*common, "-o", str(run)], {"GANTOOL_TEST_HANG_AT_CKPT": "2",
+                                                       "GANTOOL_TEST_MARKER": str(marker), "GANTOOL_TEST_PIDS": str(pids)})
+    wait_for(marker.exists, p, timeout=300)
+    kill_job(p, pids)
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 4
+
+    one = gantool([*common, "-o", str(run), "--resume"])  # the same run in one process: refused in one line
+    _, err = one.communicate(timeout=300)
+    assert one.returncode == 1 and "2 processes" in err and "Traceback" not in err, err
+
+    p = torchrun(wrapper, [*common, "-o", str(run), "--resume"], {})
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    assert log_rows(run) == expected  # same shards, same per-rank RNG streams: identical rows
+    assert not list(run.glob(".*.tmp"))
+
+    e = subprocess.run([sys.executable, "-m", "gantool.cli", "export", "--model", str(run / "checkpoint.pt"), "-o",
+                        str(tmp_path / "ddp.onnx")], capture_output=True, text=True, timeout=600)
+    assert e.returncode == 0, e.stderr
+    assert (tmp_path / "ddp.onnx").stat().st_size > 0
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

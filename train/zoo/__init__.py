@@ -24,6 +24,11 @@ def entry(name: str) -> ZooEntry:
     return ZOO[name]
 
 
+def convolutional(name: str) -> bool:
+    """Conv architectures generate one fixed size; MLPs any (what channels_last applies to)."""
+    return entry(name).native_size is not None
+
+
 def build_spec(name: str, data: DataInfo, image_size: int | None = None) -> ModelSpec:
     """A zoo model's spec for this data: class count and channels come from the data files."""
     e = entry(name)
