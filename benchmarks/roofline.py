@@ -9,7 +9,8 @@ batch-1 MatMul (a GEMV) of the same size, so weight bytes / that rate is a secon
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -124,7 +124,7 @@ def main() -> None:
         med = statistics.median(r)
         fp32 = rates.get((name, "fp32"))
         ratio = med / statistics.median(fp32) if fp32 else None
-        row = {"model": name, "variant": v, "runs_as": describe(t.precision, parse_variant(v)[2]),
+        row: dict[str, Any] = {"model": name, "variant": v, "runs_as": describe(t.precision, parse_variant(v)[2]),
                "reason": t.precision.reason, "batch_size": t.recipe.batch_size, "n_critic": t.recipe.n_critic,
                "images_per_s_median": round(med, 1), "images_per_s_all": [round(x, 1) for x in r],
                "ratio_to_fp32": round(ratio, 3) if ratio else None,

@@ -20,6 +20,7 @@ from gantool.paths import SHIPPED_ONNX, shipped_onnx
 from gantool.train.checkpoint import load_checkpoint, spec_and_recipe
 from gantool.train.data import load_split
 from gantool.train.evaluate import evaluate_model
+from gantool.train.precision import TrainPrecision
 from gantool.train.quality import quality_bars
 from gantool.train.shipped import MNIST_ATTRIBUTION, read_shipped, shipped_path, write_shipped
 from gantool.train.zoo import ZOO
@@ -40,6 +41,14 @@ def training_images(ckpt: dict, data_dir: str | None) -> int:
     return len(split.images)
 
 
+def recorded_machine(ckpt: dict) -> str:
+    m = ckpt.get("machine")
+    if not isinstance(m, dict):
+        return "2 CPU cores (x86_64), torch CPU build"  # what trained every checkpoint before it was recorded
+    flags = ", ".join(m.get("cpu_flags", [])) or "no notable flags"
+    return f"{m.get('cpus')} x {m.get('cpu_model')} ({flags}){', GPU ' + m['gpu'] if m.get('gpu') else ''}"
+
+
 def card_markdown(name: str, card: dict) -> str:
     ev = card["eval"]
     missed = quality_bars(ev)
@@ -51,6 +60,9 @@ def card_markdown(name: str, card: dict) -> str:
         f"CPU time {card['cpu_hours']:.2f} core-hours on {card['machine']}",
         f"- Code: gantool {card['gantool_version']}, trained at commit {card['commit']}",
         f"- Recipe: {json.dumps(card['recipe'])}",
+        f"- Training precision: {card['precision']['name']}"
+        f"{' channels_last' if card['precision']['channels_last'] else ''} ({card['precision']['reason']})"
+        + (f", {card['world_size']} processes (torchrun)" if card.get("world_size", 1) > 1 else ""),
         f"- Quality tricks used: {card['tricks']}",
         "- Weights: EMA generator, stored in fp16 (the fp16 model is what was evaluated)",
         "- Quality bars: " + ("all met" if not missed else "**NOT met**: " + "; ".join(missed)),
@@ -89,7 +101,7 @@ def main() -> None:
     ap.add_argument("--tricks", default="EMA of G weights (decay 0.999), Adam beta1=0.5")
     ap.add_argument("--cpu-seconds", type=float, default=None, help="overrides the checkpoint's own count")
     ap.add_argument("--train-commit", default=None, help="the commit the run was trained at [default: HEAD]")
-    ap.add_argument("--machine", default="2 CPU cores (x86_64), torch CPU build")
+    ap.add_argument("--machine", default=None, help="[default: the CPU the checkpoint records]")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--n", type=int, default=10000)
     args = ap.parse_args()
@@ -104,7 +116,9 @@ def main() -> None:
     card = {"name": args.name, "command": args.command, "seed": int(ckpt["seed"]), "steps": steps,
             "epochs": steps / per_epoch, "recipe": recipe.to_dict(), "tricks": args.tricks,
             "cpu_hours": (args.cpu_seconds if args.cpu_seconds is not None else ckpt.get("cpu_seconds", 0.0)) / 3600,
-            "machine": args.machine, "commit": commit, "gantool_version": ckpt["gantool_version"],
+            "machine": args.machine or recorded_machine(ckpt), "commit": commit,
+            "precision": TrainPrecision.from_dict(ckpt.get("precision")).to_dict(),
+            "world_size": int(ckpt.get("world_size", 1)), "gantool_version": ckpt["gantool_version"],
             "data_files": ckpt["data"]["files"], "attribution": MNIST_ATTRIBUTION}
     state = ckpt["generator_ema"] if ckpt.get("generator_ema") is not None else ckpt["generator"]
     path = shipped_path(args.name)

@@ -125,10 +125,10 @@ class Trainer:
     into the checkpoint and load_state_dict() continues from one exactly."""
 
     def __init__(self, spec: ModelSpec, recipe: Recipe, split: Split, seed: int = 0, device: str = "cpu",
-                 precision: str | TrainPrecision = "fp32", world: World = World()) -> None:
+                 precision: str | TrainPrecision = "fp32", world: World | None = None) -> None:
         device = resolve_device(device)
         self.spec, self.recipe, self.seed, self.device = spec, recipe, check_seed(seed), device
-        self.world = world
+        self.world = world = world or World()
         self.data_info = split.info
         self.images = prepare_images(split.images, spec.image_size)
         self.labels = torch.from_numpy(split.labels)
@@ -290,7 +290,7 @@ class Trainer:
 
     def _rng_states(self) -> dict[str, Any]:
         """Rank 0's RNG states, and in a job every rank's (gathered to all: only rank 0 writes them)."""
-        states = {"torch": torch.get_rng_state(), "noise": self.rng.get_state(),
+        states: dict[str, Any] = {"torch": torch.get_rng_state(), "noise": self.rng.get_state(),
                   "cuda": torch.cuda.get_rng_state() if self.device == "cuda" else None}
         if self.world.active:
             own = torch.cat([states["torch"], states["noise"]])
@@ -322,6 +322,12 @@ class Trainer:
             except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as e:
                 raise CheckpointError(f"{source}: its optimizer state {name} does not fit this model "
                                       f"({_first_line(e)}).") from None
+        saved = TrainPrecision.from_dict(ckpt.get("precision"), source)
+        if (saved.name, saved.channels_last) != (self.precision.name, self.precision.channels_last):
+            raise CheckpointError(f"{source}: the run trained in {saved.label}, but this Trainer runs "
+                                  f"{self.precision.label}; an exact resume needs the same precision.",
+                                  note="pass TrainPrecision.from_dict(checkpoint['precision']) as precision "
+                                       "(gantool train --resume does).")
         world = ckpt.get("world_size", 1)
         if world != self.world.size:
             how = "in one process (without torchrun)" if world == 1 else f"with {world} processes in all"

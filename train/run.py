@@ -17,8 +17,8 @@ from gantool.train.checkpoint import (
     spec_and_recipe,
 )
 from gantool.train.data import load_split
-from gantool.train.limits import check_seed
 from gantool.train.distributed import start, stop, world_from_env
+from gantool.train.limits import check_seed
 from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
 from gantool.train.precision import TRAIN_PRECISIONS, TrainPrecision, choose_precision
 from gantool.train.recipe import Recipe

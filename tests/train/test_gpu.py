@@ -5,17 +5,20 @@ import pytest
 from gantool.train.checkpoint import load_checkpoint
 from gantool.train.data import load_split
 from gantool.train.loop import RunOptions, Trainer, train
-from gantool.train.zoo import ZOO, build_spec
+from gantool.train.precision import choose_precision
+from gantool.train.zoo import ZOO, build_spec, convolutional
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("name", ["cdcgan", "cwgan"])
-def test_trains_and_resumes_on_cuda(name, small_mnist, tmp_path):
+@pytest.mark.parametrize("name, precision", [("cdcgan", "fp32"), ("cwgan", "fp32"), ("cdcgan", "bf16"),
+                                             ("cwgan", "bf16")])
+def test_trains_and_resumes_on_cuda(name, precision, small_mnist, tmp_path):
     split = load_split(small_mnist)
     recipe = ZOO[name].recipe.replace(batch_size=16)
+    chosen = choose_precision(precision, "cuda", convolutional(name))
 
     def run(out, steps, resume=False):
-        t = Trainer(build_spec(name, split.info), recipe, split, seed=0, device="cuda")
+        t = Trainer(build_spec(name, split.info), recipe, split, seed=0, device="cuda", precision=chosen)
         return train(t, RunOptions(out_dir=out, max_steps=steps, ckpt_every=3, resume=resume, progress=False))
 
     result = run(tmp_path / "a", 6)

@@ -59,9 +59,9 @@ def test_the_gradient_penalty_mixes_real_images_with_fakes_of_their_own_labels(s
         made.append((out.detach().clone(), labels.clone()))
         return out
 
-    def gp_spy(critic, real, fake, labels, generator):
+    def gp_spy(critic, real, fake, labels, generator, *forward):
         scored.append((fake.detach().clone(), labels.clone()))
-        return penalty(critic, real, fake, labels, generator)
+        return penalty(critic, real, fake, labels, generator, *forward)
 
     trainer.g.forward = g_spy
     monkeypatch.setattr(losses, "gradient_penalty", gp_spy)

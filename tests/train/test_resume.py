@@ -202,7 +202,7 @@ def test_two_process_torchrun_job_trains_survives_sigkill_resumes_exactly_and_ex
     assert not list(run.glob(".*.tmp"))
 
     e = subprocess.run([sys.executable, "-m", "gantool.cli", "export", "--model", str(run / "checkpoint.pt"), "-o",
-                        str(tmp_path / "ddp.onnx")], capture_output=True, text=True, timeout=600)
+                        str(tmp_path / "ddp.onnx")], capture_output=True, text=True, timeout=600, check=False)
     assert e.returncode == 0, e.stderr
     assert (tmp_path / "ddp.onnx").stat().st_size > 0
 

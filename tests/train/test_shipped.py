@@ -76,3 +76,6 @@ def test_the_model_card_counts_the_training_images_from_the_checkpoint(small_mni
     assert ship.training_images({"data": {"files": files}}, str(small_mnist)) == 4096  # an old checkpoint
     with pytest.raises(SystemExit, match="not the ones it was trained on"):
         ship.training_images({"data": {"files": {"other": "0" * 64}}}, str(small_mnist))
+    assert "AMD EPYC (avx512f, avx512_bf16)" in ship.recorded_machine(
+        {"machine": {"cpus": 2, "cpu_model": "AMD EPYC", "cpu_flags": ["avx512f", "avx512_bf16"], "gpu": None}})
+    assert "2 CPU cores" in ship.recorded_machine({})  # checkpoints from before the machine was recorded
