@@ -50,14 +50,14 @@ class World:
         """The mean over ranks of a small tensor (losses, scores): what the log shows."""
         if not self.active:
             return values
-        out = values.detach().float().clone()
+        out = _for_backend(values.detach().float().clone())
         torch.distributed.all_reduce(out)
         return out / self.size
 
     def total(self, value: float) -> float:
         if not self.active:
             return value
-        t = torch.tensor([value], dtype=torch.float64)
+        t = _for_backend(torch.tensor([value], dtype=torch.float64))
         torch.distributed.all_reduce(t)
         return float(t)
 
@@ -65,7 +65,7 @@ class World:
         """True on every rank when it is true on one: a stop decision all ranks must share."""
         if not self.active:
             return flag
-        t = torch.tensor([int(flag)])
+        t = _for_backend(torch.tensor([int(flag)]))
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return bool(t)
 
@@ -76,12 +76,20 @@ class World:
             torch.distributed.barrier()
 
     def gather(self, state: torch.Tensor) -> list[torch.Tensor]:
-        """Every rank's copy of a same-sized uint8 tensor (an RNG state), in rank order."""
+        """Every rank's copy of a same-sized tensor (an RNG state), in rank order, on the CPU."""
         if not self.active:
             return [state]
-        parts = [torch.empty_like(state) for _ in range(self.size)]
-        torch.distributed.all_gather(parts, state.contiguous())
-        return parts
+        own = _for_backend(state.contiguous())
+        parts = [torch.empty_like(own) for _ in range(self.size)]
+        torch.distributed.all_gather(parts, own)
+        return [p.cpu() for p in parts]
+
+
+def _for_backend(t: torch.Tensor) -> torch.Tensor:
+    """NCCL reduces CUDA tensors only; gloo takes them where they are."""
+    if torch.distributed.get_backend() == "nccl":
+        return t.to(f"cuda:{torch.cuda.current_device()}")
+    return t
 
 
 def world_from_env() -> World:

@@ -291,11 +291,10 @@ class Trainer:
     def _rng_states(self) -> dict[str, Any]:
         """Rank 0's RNG states, and in a job every rank's (gathered to all: only rank 0 writes them)."""
         states: dict[str, Any] = {"torch": torch.get_rng_state(), "noise": self.rng.get_state(),
-                  "cuda": torch.cuda.get_rng_state() if self.device == "cuda" else None}
-        if self.world.active:
-            own = torch.cat([states["torch"], states["noise"]])
-            n = len(states["torch"])
-            states["ranks"] = [{"torch": s[:n].clone(), "noise": s[n:].clone()} for s in self.world.gather(own)]
+                                  "cuda": torch.cuda.get_rng_state() if self.device == "cuda" else None}
+        if self.world.active:  # dropout (CPU or CUDA), z and GP streams differ per rank: keep each rank's
+            gathered = {k: self.world.gather(v) for k, v in states.items() if v is not None}
+            states["ranks"] = [{k: parts[r] for k, parts in gathered.items()} for r in range(self.world.size)]
         return states
 
     def load_state_dict(self, ckpt: dict[str, Any], source: str = "the checkpoint") -> None:
@@ -307,6 +306,18 @@ class Trainer:
         if data["files"] != dict(self.data_info.files):
             raise CheckpointError(f"{source}: the data files differ from those the checkpoint was trained on "
                                   f"({sorted(data['files'])}); an exact resume needs the same data.")
+        saved = TrainPrecision.from_dict(ckpt.get("precision"), source)
+        if (saved.name, saved.channels_last) != (self.precision.name, self.precision.channels_last):
+            raise CheckpointError(f"{source}: the run trained in {saved.label}, but this Trainer runs "
+                                  f"{self.precision.label}; an exact resume needs the same precision.",
+                                  note="pass TrainPrecision.from_dict(checkpoint['precision']) as precision "
+                                       "(gantool train --resume does).")
+        world = ckpt.get("world_size", 1)
+        if world != self.world.size:
+            how = "in one process (without torchrun)" if world == 1 else f"with {world} processes in all"
+            raise CheckpointError(f"{source}: the run was trained {how}, but this job has {self.world.size}; an exact "
+                                  f"resume needs the same number.",
+                                  note=f"resume it {how}; eval and export read it in any number.")
         step, cpu = ckpt.get("step"), ckpt.get("cpu_seconds", 0.0)
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise CheckpointError(f"{source}: its step count {step!r} is not a non-negative integer.")
@@ -322,18 +333,6 @@ class Trainer:
             except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as e:
                 raise CheckpointError(f"{source}: its optimizer state {name} does not fit this model "
                                       f"({_first_line(e)}).") from None
-        saved = TrainPrecision.from_dict(ckpt.get("precision"), source)
-        if (saved.name, saved.channels_last) != (self.precision.name, self.precision.channels_last):
-            raise CheckpointError(f"{source}: the run trained in {saved.label}, but this Trainer runs "
-                                  f"{self.precision.label}; an exact resume needs the same precision.",
-                                  note="pass TrainPrecision.from_dict(checkpoint['precision']) as precision "
-                                       "(gantool train --resume does).")
-        world = ckpt.get("world_size", 1)
-        if world != self.world.size:
-            how = "in one process (without torchrun)" if world == 1 else f"with {world} processes in all"
-            raise CheckpointError(f"{source}: the run was trained {how}, but this job has {self.world.size}; an exact "
-                                  f"resume needs the same number.",
-                                  note=f"resume it {how}; eval and export read it in any number.")
         rng = ckpt.get("rng")
         try:
             if not isinstance(rng, dict):
@@ -341,8 +340,8 @@ class Trainer:
             own = rng["ranks"][self.world.rank] if self.world.active else rng
             torch.set_rng_state(own["torch"])
             self.rng.set_state(own["noise"])
-            if self.device == "cuda" and rng.get("cuda") is not None:
-                torch.cuda.set_rng_state(rng["cuda"])
+            if self.device == "cuda" and own.get("cuda") is not None:
+                torch.cuda.set_rng_state(own["cuda"])
         except (RuntimeError, TypeError, ValueError, KeyError) as e:
             raise CheckpointError(f"{source}: its saved RNG state is corrupt ({_first_line(e)}); an exact resume "
                                   f"needs it.", note="start a new run, or warm-start one from it with --model.") from None
