@@ -69,6 +69,12 @@ class World:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return bool(t)
 
+    def shard(self, order: torch.Tensor, batch: int, size: int) -> torch.Tensor:
+        """This rank's `size` indices of global batch `batch` (world size x size images) of one epoch's
+        order: the ranks' shards of a batch are disjoint, and together they are the batch."""
+        start = (batch * self.size + self.rank) * size
+        return order[start:start + size]
+
     def barrier(self) -> None:
         """Wait for every rank (rank 0's last checkpoint written) before the group is torn down: a rank
         that leaves while another still works can make gloo abort that one."""

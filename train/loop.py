@@ -172,9 +172,7 @@ class Trainer:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = (epoch, torch.randperm(len(self.images), generator=g))
         t0 = time.perf_counter()
-        size = self.recipe.batch_size
-        start = (b * self.world.size + self.world.rank) * size
-        idx = self._perm[1][start:start + size]
+        idx = self.world.shard(self._perm[1], b, self.recipe.batch_size)
         x = self.images[idx].to(self.device).float().div_(127.5).sub_(1.0)
         if self.precision.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

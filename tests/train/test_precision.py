@@ -15,7 +15,6 @@ from gantool.errors import CheckpointError, GantoolError
 from gantool.train import precision as precision_mod
 from gantool.train.checkpoint import load_checkpoint
 from gantool.train.data import load_split
-from gantool.train.distributed import World, world_from_env
 from gantool.train.loop import RunOptions, Trainer, train
 from gantool.train.precision import TrainPrecision, choose_precision
 from gantool.train.zoo import ZOO, build_spec
@@ -104,21 +103,3 @@ def test_resume_keeps_the_runs_precision_and_refuses_another(monkeypatch, capsys
     assert main([*common, "--resume", "--precision", "fp32", "--max-steps", "4"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--precision" in err[0] and "Traceback" not in err[0]
-
-
-def test_torchrun_environment_is_read_and_checked(monkeypatch):
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(name, raising=False)
-    assert world_from_env() == World()
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("LOCAL_RANK", "1")
-    w = world_from_env()
-    assert (w.rank, w.size, w.active, w.is_main) == (1, 2, True, False)
-    assert w.rank_seed(7) != World().rank_seed(7)
-    monkeypatch.setenv("RANK", "2")
-    with pytest.raises(GantoolError, match="inconsistent"):
-        world_from_env()
-    monkeypatch.setenv("RANK", "x")
-    with pytest.raises(GantoolError, match="malformed"):
-        world_from_env()
