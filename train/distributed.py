@@ -4,7 +4,7 @@ torchrun sets RANK, WORLD_SIZE and LOCAL_RANK (and the rendezvous) for every pro
 them here and nowhere else. Each rank trains on its own slice of every global batch of the run's
 one seeded permutation and draws its own noise; gradients are averaged by DDP; rank 0 alone
 writes the checkpoint, the log and the grids. BatchNorm keeps per-rank batch statistics
-(broadcast_buffers=False): training-mode BatchNorm normalises with the batch it sees, as DCGAN
+(forward_sync_buffers=False): training-mode BatchNorm normalises with the batch it sees, as DCGAN
 does, and the running averages, which only eval-mode sampling reads, are rank 0's.
 docs/training.md says why not SyncBatchNorm.
 """
@@ -98,6 +98,18 @@ def _for_backend(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def check_world(ckpt: dict[str, Any], world: World, source: str) -> None:
+    """An exact resume needs the job size the run was trained with (every rank's RNG streams)."""
+    from gantool.errors import CheckpointError
+
+    size = ckpt.get("world_size", 1)
+    if size != world.size:
+        how = "in one process (without torchrun)" if size == 1 else f"with {size} processes in all"
+        raise CheckpointError(f"{source}: the run was trained {how}, but this job has {world.size}; an exact "
+                              f"resume needs the same number.", note=f"resume it {how}; eval and export read it in "
+                                                                     f"any number.")
+
+
 def world_from_env() -> World:
     """The job torchrun started, or World() when it did not (no WORLD_SIZE in the environment)."""
     names = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -121,12 +133,20 @@ def start(world: World, device: str) -> str:
     import torch.distributed as dist
 
     if device == "cuda":
-        if torch.cuda.device_count() <= world.local_rank:
-            raise GantoolError(f"rank {world.rank} wants GPU {world.local_rank} but {torch.cuda.device_count()} are "
-                               f"visible.", note="pass --nproc-per-node no larger than the GPUs per node.")
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world.local_rank + 1))
+        if torch.cuda.device_count() < per_node:  # every rank of the node sees it, so the node says it once
+            raise GantoolError(f"this node runs {per_node} processes but {torch.cuda.device_count()} GPUs are "
+                               f"visible; each process needs its own GPU.",
+                               note="pass --nproc-per-node no larger than the GPUs per node.")
         torch.cuda.set_device(world.local_rank)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+        try:
+            dist.init_process_group(backend="nccl" if device == "cuda" else "gloo")
+        except (ValueError, RuntimeError) as e:  # no MASTER_ADDR, an unreachable rendezvous, ...
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise GantoolError(f"the distributed job could not start ({first}).",
+                               note="start it with torchrun, which sets RANK, WORLD_SIZE, MASTER_ADDR and "
+                                    "MASTER_PORT (docs/training.md#scale-out-torchrun).") from None
     if not world.is_main:  # one voice: rank 0 prints the progress and the notes
         logging.getLogger("gantool").setLevel(logging.WARNING)
     return device
@@ -148,7 +168,8 @@ def wrap(module: nn.Module, world: World, device: str) -> nn.Module:
     # channels_last weights with one input channel have two valid stride layouts; DDP notes the mismatch
     # for each such tiny tensor, which changes nothing but a copy of a few bytes
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    # buffers: equal at the start (init sync), then each rank's own BatchNorm statistics (module docstring)
+    return DistributedDataParallel(module, device_ids=ids, forward_sync_buffers=False)
 
 
 def no_sync(module: nn.Module) -> Any:

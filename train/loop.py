@@ -40,9 +40,9 @@ from gantool.train.checkpoint import (
     save_checkpoint,
 )
 from gantool.train.data import Split
-from gantool.train.distributed import World, no_sync, wrap
+from gantool.train.distributed import World, check_world, no_sync, wrap
 from gantool.train.limits import check_seed
-from gantool.train.precision import TrainPrecision, choose_precision
+from gantool.train.precision import TrainPrecision, choose_precision, describe
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import build_models, convolutional
 
@@ -76,11 +76,14 @@ class TrainResult:
     images_per_s: float = 0.0  # all ranks together
     timing: dict[str, float] = field(default_factory=dict)  # StepClock.report()
     main: bool = True  # False on the other ranks of a torchrun job, which print nothing
+    precision: dict[str, Any] = field(default_factory=dict)  # TrainPrecision.to_dict()
+    processes: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "epochs_done": self.epochs_done, "out_dir": str(self.out_dir),
                 "checkpoint": str(self.checkpoint), "grid": str(self.grid) if self.grid else None,
-                "last": self.last, "images_per_s": self.images_per_s, "timing": self.timing}
+                "last": self.last, "images_per_s": self.images_per_s, "timing": self.timing,
+                "precision": self.precision, "processes": self.processes}
 
 
 def resolve_device(device: str) -> str:
@@ -310,12 +313,7 @@ class Trainer:
                                   f"{self.precision.label}; an exact resume needs the same precision.",
                                   note="pass TrainPrecision.from_dict(checkpoint['precision']) as precision "
                                        "(gantool train --resume does).")
-        world = ckpt.get("world_size", 1)
-        if world != self.world.size:
-            how = "in one process (without torchrun)" if world == 1 else f"with {world} processes in all"
-            raise CheckpointError(f"{source}: the run was trained {how}, but this job has {self.world.size}; an exact "
-                                  f"resume needs the same number.",
-                                  note=f"resume it {how}; eval and export read it in any number.")
+        check_world(ckpt, self.world, source)
         step, cpu = ckpt.get("step"), ckpt.get("cpu_seconds", 0.0)
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise CheckpointError(f"{source}: its step count {step!r} is not a non-negative integer.")
@@ -472,8 +470,9 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
     resume_state: the run's checkpoint when the caller has already loaded it (it can be large).
     """
     _prepare_run_dir(trainer, opts, resume_state)
-    jobs = f", {trainer.world.size} processes" if trainer.world.active else ""
-    log.info("precision: %s (%s)%s", trainer.precision.label, trainer.precision.reason, jobs)
+    jobs = f"; {trainer.world.size} processes" if trainer.world.active else ""
+    log.info("precision: %s%s", describe(trainer.precision, trainer.device, convolutional(trainer.spec.arch),
+                                          opts.resume), jobs)
     spe = trainer.steps_per_epoch
     total = trainer.recipe.epochs * spe
     if opts.max_steps is not None:
@@ -511,12 +510,13 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
         outputs.close()
     timing = clock.report()
     if timing:
-        log.info("time: %.1f%% in training steps (%.1f%% of it fetching batches), %.1f%% writing logs, grids and "
-                 "checkpoints", 100 * timing["step_share"], 100 * timing["data_share_of_step"],
-                 100 * timing["outside_share"])
+        log.info("time: %.1f s in the training loop: %.1f%% in training steps (%.1f%% of that fetching batches), "
+                 "%.1f%% writing logs, grids and checkpoints", timing["wall_s"], 100 * timing["step_share"],
+                 100 * timing["data_share_of_step"], 100 * timing["outside_share"])
     return TrainResult(steps=trainer.step_count, epochs_done=round(trainer.step_count / spe, 4), out_dir=opts.out_dir,
                        checkpoint=outputs.ckpt_path, grid=outputs.grid_path, last=last, images_per_s=round(rate, 1),
-                       timing=timing, main=trainer.world.is_main)
+                       timing=timing, main=trainer.world.is_main, precision=trainer.precision.to_dict(),
+                       processes=trainer.world.size)
 
 
 class StepClock:

@@ -75,11 +75,26 @@ def choose_precision(requested: str, device: str, conv: bool) -> TrainPrecision:
         if units is None and device == "cuda":
             raise GantoolError("--precision bf16 needs a GPU with bf16 support (compute capability 8.0 or later); "
                                "allowed on this one: auto, fp32.")
-        where = f"{units} units" if units else "no bf16 units: it is emulated and slow here"
-        return TrainPrecision("bf16", conv, f"asked for with --precision bf16 ({where})", requested)
+        where = f"this {_device_name(device)} has {units} units" if units else \
+            f"this {_device_name(device)} has no bf16 units: it is emulated and slow here"
+        return TrainPrecision("bf16", conv, f"asked for with --precision bf16; {where}", requested)
     if units is None:
         return TrainPrecision("fp32", False, f"auto: this {_device_name(device)} has no bf16 units", requested)
     return TrainPrecision("bf16", conv, f"auto: this {_device_name(device)} has {units} units", requested)
+
+
+def describe(p: TrainPrecision, device: str, conv: bool, resumed: bool) -> str:
+    """The one line a run prints about its precision. On --resume the run's own precision is kept
+    (the same seed gives the same run only at one precision); where the run let auto choose and auto
+    would choose otherwise on this machine, the same line says so."""
+    if not resumed:
+        return f"{p.label} ({p.reason})"
+    text = f"{p.label}, the run's own, kept on --resume (first chosen: {p.reason})"
+    if p.requested == "auto":
+        fresh = choose_precision("auto", device, conv)
+        if (fresh.name, fresh.channels_last) != (p.name, p.channels_last):
+            text += f"; auto would choose {fresh.label} here ({fresh.reason.removeprefix('auto: ')})"
+    return text
 
 
 def _bf16_units(device: str) -> str | None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gantool.errors import GantoolError
 from gantool.fileio import same_file
-from gantool.spec import ModelSpec
 from gantool.train.checkpoint import (
     load_checkpoint,
     load_weights,
@@ -17,15 +15,14 @@ from gantool.train.checkpoint import (
     spec_and_recipe,
 )
 from gantool.train.data import load_split
-from gantool.train.distributed import start, stop, world_from_env
+from gantool.train.distributed import check_world, start, stop, world_from_env
 from gantool.train.limits import check_seed
 from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
-from gantool.train.precision import TRAIN_PRECISIONS, TrainPrecision, choose_precision
+from gantool.train.precision import TRAIN_PRECISIONS, TrainPrecision
 from gantool.train.recipe import Recipe
-from gantool.train.zoo import ZOO, build_spec, convolutional, entry
+from gantool.train.zoo import ZOO, build_spec, entry
 
 DEFAULT_SEED = 0
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -80,6 +77,7 @@ def run_training(req: TrainRequest) -> TrainResult:
     if req.precision not in TRAIN_PRECISIONS:
         raise GantoolError(f"--precision {req.precision!r} is not known; allowed: {', '.join(TRAIN_PRECISIONS)}.")
     precision: str | TrainPrecision = req.precision
+    world = world_from_env()
     init = ckpt = None
     if req.run.resume:
         path = run_checkpoint(req.run.out_dir)
@@ -94,6 +92,7 @@ def run_training(req: TrainRequest) -> TrainResult:
         if req.seed is not None and req.seed != seed:
             changed.append("--seed")
         precision = TrainPrecision.from_dict(ckpt.get("precision"), str(path))
+        check_world(ckpt, world, str(path))  # before the job's process group and models exist
         if req.precision not in ("auto", precision.name):
             changed.append("--precision")
         if changed:
@@ -118,11 +117,8 @@ def run_training(req: TrainRequest) -> TrainResult:
                            note="leave it out, or pick the loss or model it applies to.")
     if spec.num_classes != split.info.num_classes:
         raise GantoolError(f"the model has {spec.num_classes} classes but the data has {split.info.num_classes}.")
-    world = world_from_env()
     device = start(world, device)
     try:
-        if isinstance(precision, TrainPrecision) and world.is_main:
-            _note_kept_precision(precision, device, spec)
         trainer = Trainer(spec, recipe, split, seed=seed, device=device, precision=precision, world=world)
         if init is not None:  # warm start: weights only, fresh optimizers and step count
             load_weights(trainer.g, init.get("generator"), req.model, spec.arch, "generator")
@@ -145,11 +141,3 @@ def _same_run(model: str, arch: str, checkpoint: Path) -> None:
         raise GantoolError(f"--resume continues the run in {checkpoint.parent}; --model {model} is another "
                            f"checkpoint.", note=f"pass --model {arch} or --model {checkpoint}.")
 
-
-def _note_kept_precision(kept: TrainPrecision, device: str, spec: ModelSpec) -> None:
-    """On --resume the run's precision wins (the same seed gives the same run only at one precision);
-    one line says so where auto would choose otherwise on this machine."""
-    fresh = choose_precision("auto", device, convolutional(spec.arch))
-    if (fresh.name, fresh.channels_last) != (kept.name, kept.channels_last):
-        log.info("note: resuming in %s as the run was trained; auto would choose %s here (%s).", kept.name,
-                 fresh.name, fresh.reason.removeprefix("auto: "))

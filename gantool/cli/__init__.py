@@ -14,6 +14,12 @@ from gantool.errors import GantoolError
 __all__ = ["cli", "main"]
 
 
+def _speaks() -> bool:
+    """In a torchrun job the ranks of a node fail alike (same files, same options): the first rank of
+    each node prints the error, the others only exit with it. torchrun's summary names every rank."""
+    return os.environ.get("LOCAL_RANK", "0") == "0"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     try:
@@ -31,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("gantool: interrupted", err=True)
         return 130
     except GantoolError as e:
-        click.echo(f"gantool: error: {e}", err=True)
+        if _speaks():
+            click.echo(f"gantool: error: {e}", err=True)
         return e.exit_code
     except OSError as e:  # disk full, permission denied: the user's environment, not a bug
         click.echo(f"gantool: error: {e.strerror or e}{f': {e.filename}' if e.filename else ''}", err=True)

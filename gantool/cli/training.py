@@ -98,14 +98,15 @@ def _inputs(data_dir: str | None, **paths: str | os.PathLike[str] | None) -> dic
 @click.option("--seed", type=SEED, default=None, help=f"{SEED_HELP} [default: 0; on --resume the run's own]")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(TRAIN_PRECISIONS), default="auto", show_default=True,
-              help="arithmetic of the forward and backward passes: auto (bf16 autocast where the CPU or GPU has "
-                   "bf16 units, else fp32), fp32 or bf16; weights, losses and optimizer state stay fp32 "
-                   "[on --resume: the run's own]")
+              help="training arithmetic: auto (bf16 autocast of the forward passes where the CPU or GPU has bf16 "
+                   "units, else fp32), fp32 or bf16; weights, losses and optimizer state stay fp32 (fp16 and int8 "
+                   "are export precisions) [on --resume: the run's own; auto is accepted, another is refused]")
 @click.option("--resume", is_flag=True, help="continue the run in -o exactly where its checkpoint stopped")
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="write a checkpoint every this many steps (and at every epoch's end and the last step)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="write the results (steps, last losses, paths) here as JSON")
+              help="write the results (steps, last losses, paths, images/s, precision, processes, where the time "
+                   "went) here as JSON")
 def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str | None, lr: float | None,
           max_steps: int | None, max_minutes: float | None, resume: bool, ckpt_every: int, **kw: Any) -> None:
     """Train a zoo GAN on MNIST (or any MNIST-layout IDX dataset)."""

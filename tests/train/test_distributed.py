@@ -37,3 +37,21 @@ def test_the_ranks_shards_of_a_batch_are_disjoint_and_make_up_the_batch():
             assert torch.equal(together, order[b * size * 16:(b + 1) * size * 16])
             assert len(set(together.tolist())) == size * 16
     assert torch.equal(World().shard(order, 2, 16), order[32:48])  # one process: the plain batches
+
+
+def test_a_job_without_a_rendezvous_is_a_user_error_and_only_the_first_rank_of_a_node_prints(monkeypatch, capsys,
+                                                                                             tmp_path):
+    from gantool.cli import main
+    from gantool.train.distributed import start
+
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):  # as a half-made launcher leaves it
+        monkeypatch.setenv(name, value)
+    with pytest.raises(GantoolError, match="could not start .*MASTER_ADDR.* Note: start it with torchrun"):
+        start(World(rank=0, size=2), "cpu")
+    missing = ["train", "--model", "cgan", "--data-dir", str(tmp_path / "nowhere"), "-o", str(tmp_path / "run")]
+    monkeypatch.setenv("LOCAL_RANK", "1")  # another rank of the node: the same failure, exit only
+    assert main(missing) == 1 and capsys.readouterr().err == ""
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert main(missing) == 1 and capsys.readouterr().err.startswith("gantool: error: data directory")

@@ -88,18 +88,38 @@ def test_bf16_runs_the_matrix_products_in_bf16_and_keeps_everything_that_accumul
         fp32.load_state_dict(ckpt)
 
 
+def precision_line(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.startswith("precision:")]
+    assert len(lines) == 1, err  # printed once
+    return lines[0]
+
+
 def test_resume_keeps_the_runs_precision_and_refuses_another(monkeypatch, capsys, small_mnist, tmp_path):
-    run = tmp_path / "run"
-    common = ["train", "--model", "cgan", "--data-dir", str(small_mnist), "-o", str(run), "--batch-size", "16"]
-    assert main([*common, "--precision", "bf16", "--max-steps", "2"]) == 0
+    def train_cli(run, *extra):
+        return main(["train", "--model", "cgan", "--data-dir", str(small_mnist), "-o", str(run), "--batch-size", "16",
+                     *extra])
+
+    on_cpu(monkeypatch, EPYC)
+    chosen, auto = tmp_path / "chosen", tmp_path / "auto"
+    assert train_cli(chosen, "--precision", "bf16", "--max-steps", "2") == 0
+    assert train_cli(auto, "--max-steps", "2") == 0
     capsys.readouterr()
-    on_cpu(monkeypatch, OLD)  # the run moves to a machine where auto would pick fp32
-    assert main([*common, "--resume", "--max-steps", "3", "--json", str(tmp_path / "r.json")]) == 0
-    err = capsys.readouterr().err
-    note = [line for line in err.splitlines() if line.startswith("note: resuming in bf16")]
-    assert len(note) == 1 and "auto would choose fp32 here" in note[0], err
-    assert load_checkpoint(run / "checkpoint.pt")["precision"]["name"] == "bf16"
-    assert json.loads((tmp_path / "r.json").read_text())["steps"] == 3
-    assert main([*common, "--resume", "--precision", "fp32", "--max-steps", "4"]) == 1
+    on_cpu(monkeypatch, OLD)  # both runs move to a machine where auto would pick fp32
+
+    assert train_cli(chosen, "--resume", "--max-steps", "3", "--json", str(tmp_path / "r.json")) == 0
+    line = precision_line(capsys.readouterr().err)
+    assert line.startswith("precision: bf16, the run's own, kept on --resume (first chosen: asked for with "
+                           "--precision bf16"), line
+    assert "auto would choose" not in line  # the user chose bf16: nothing to point out
+    assert json.loads((tmp_path / "r.json").read_text())["precision"]["name"] == "bf16"
+
+    assert train_cli(auto, "--resume", "--precision", "auto", "--max-steps", "3") == 0
+    line = precision_line(capsys.readouterr().err)
+    assert line.startswith("precision: bf16, the run's own, kept on --resume (first chosen: auto: this CPU "
+                           "(AMD EPYC) has AVX512-BF16 units)"), line
+    assert line.endswith("; auto would choose fp32 here (this CPU (old x86) has no bf16 units)"), line
+    assert load_checkpoint(auto / "checkpoint.pt")["precision"]["name"] == "bf16"
+
+    assert train_cli(chosen, "--resume", "--precision", "fp32", "--max-steps", "4") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--precision" in err[0] and "Traceback" not in err[0]
