@@ -71,10 +71,11 @@ def card_markdown(name: str, card: dict) -> str:
         "| measure | value |", "|---|---|",
         f"| FD-judge | {fd['value']:.2f} (95% CI {fd['ci95'][0]:.2f}-{fd['ci95'][1]:.2f}) |",
         f"| FD-judge real-data floor (10k train vs test) | {fd['real_floor_train10k_vs_test']:.2f} |",
-        *([f"| the same 10k resized to this model's size and back (its floor) | FD {fd['real_floor_resized']:.2f}, "
-           f"precision / recall "
-           f"{ev['resized_real_precision_recall'][0]:.3f} / {ev['resized_real_precision_recall'][1]:.3f} |"]
-          if "real_floor_resized" in fd else []),
+        f"| reference | {ev.get('reference', 'the raw test split')} |",
+        *([f"| against {ev['raw_reference']['reference']} (for continuity) | FD {ev['raw_reference']['fd_judge']:.2f} "
+           f"(floor {ev['raw_reference']['real_floor_train10k_vs_test']:.2f}), precision / recall "
+           f"{ev['raw_reference']['precision_recall'][0]:.3f} / {ev['raw_reference']['precision_recall'][1]:.3f} |"]
+          if "raw_reference" in ev else []),
         f"| FD-judge of blurred test images / uniform noise | {fd['blurred_test_sigma2']:.0f} / {fd['uniform_noise']:.0f} |",
     ]
     if "label_accuracy" in ev:

@@ -13,11 +13,15 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gantool.errors import DataError
 from gantool.spec import DataInfo
+
+if TYPE_CHECKING:
+    import torch
 
 IDX_DTYPES: dict[int, type | np.dtype] = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -97,6 +101,21 @@ def _download_mnist(root: Path) -> None:
         raise DataError(f"no MNIST found in {root} and the torchvision download failed "
                         f"({type(e).__name__}: {_one_line(e)}).",
                         note="pass --data-dir (or set GANTOOL_DATA) to a folder with the MNIST IDX files.") from None
+
+
+def prepare_images(images: np.ndarray, size: int) -> torch.Tensor:  # torch only here: the reader is numpy
+    """(N, H, W) uint8 -> (N, 1, size, size) uint8: what a model of that size trains on (bilinear, as the
+    seeds did, rounded back to uint8). Evaluation takes real test images through this same function,
+    so that its reference for a 64x64 model is the data that model learned."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(images).unsqueeze(1)
+    if x.shape[-1] == size:
+        return x.contiguous()
+    chunks = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+              .round().clamp(0, 255).to(torch.uint8) for c in x.split(4096)]
+    return torch.cat(chunks)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from gantool.contract import cycle_labels
 from gantool.errors import DataError, GantoolError
 from gantool.noise import make_noise
 from gantool.spec import ModelSpec
-from gantool.train.data import Split
+from gantool.train.data import Split, prepare_images
 from gantool.train.judge import Judge, to_unit
 from gantool.train.limits import check_eval_size, check_seed
 
@@ -149,19 +149,39 @@ class EvalData:
     test_px: torch.Tensor  # (N, H*W) in [0, 1] at the judge's size
     train_px: torch.Tensor
     test_labels: np.ndarray
+    size: int = 28  # the side the real images were taken through before the judge saw them
+    reference: str = "the raw test split"
 
 
-def prepare_real(judge: Judge, train: Split, test: Split, n_floor: int = 10000) -> EvalData:
-    test_x, train_x = to_unit(test.images), to_unit(train.images)
+def prepare_real(judge: Judge, train: Split, test: Split, n_floor: int = 10000, size: int | None = None) -> EvalData:
+    """The real data as the judge sees it. size: a model's training side. Where it is not the judge's,
+    the real images take the model's own path: the training data's resize (train.data.prepare_images,
+    the function training uses), then the judge's area average, as the model's samples do. The
+    real-data floor is then the floor again (raw 28x28 test digits after a 64x64 round trip: FD 183)."""
+    side = size or judge.cfg.image_size
+    test_x, train_x = _through(test.images, side, judge), _through(train.images, side, judge)
     test_feats, _ = judge_outputs(judge, test_x)
     train_feats, _ = judge_outputs(judge, train_x[:n_floor])
+    reference = "the raw test split" if side == judge.cfg.image_size else \
+        f"the test split through the {side}x{side} training resize"
     return EvalData(test_feats=test_feats, train_feats=train_feats, test_px=test_x.flatten(1).add(1).div(2),
-                    train_px=train_x.flatten(1).add(1).div(2), test_labels=test.labels)
+                    train_px=train_x.flatten(1).add(1).div(2), test_labels=test.labels, size=side,
+                    reference=reference)
+
+
+def _through(images: np.ndarray, side: int, judge: Judge, chunk: int = 5000) -> torch.Tensor:
+    """uint8 (N, H, W) -> [-1, 1] at the judge's size, by way of the training data at `side`."""
+    if side == judge.cfg.image_size:
+        return to_unit(images)
+    return torch.cat([judge.prepare(prepare_images(images[i:i + chunk], side).float().div(127.5).sub(1.0))
+                      for i in range(0, len(images), chunk)])
 
 
 def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, n: int = 10000, seed: int = 0,
-             bootstrap: int = 20, progress: Progress = lambda s: None) -> dict[str, Any]:
-    """Every quality number of one generator, as one JSON-ready dict."""
+             bootstrap: int = 20, progress: Progress = lambda s: None, raw: EvalData | None = None) -> dict[str, Any]:
+    """Every quality number of one generator, as one JSON-ready dict. `real` is the reference the
+    model is judged against (the fair one: prepare_real(..., size=spec.image_size)); `raw`, where
+    given, the raw test split, whose figures are kept beside them under "raw_reference"."""
     g.eval()
     progress("generating")
     x, labels = generate(g, spec, n, seed)
@@ -171,7 +191,8 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
     progress("judging")
     feats, preds = judge_outputs(judge, x)
     k = judge.cfg.num_classes
-    report: dict[str, Any] = {"model": spec.arch, "n": n, "seed": seed, "judge_dataset": judge.cfg.dataset}
+    report: dict[str, Any] = {"model": spec.arch, "n": n, "seed": seed, "judge_dataset": judge.cfg.dataset,
+                              "reference": real.reference}
     progress("frechet distance")
     fd = frechet_distance(feats, real.test_feats)
     lo, hi = bootstrap_fd(feats, real.test_feats, bootstrap, seed)
@@ -183,16 +204,6 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
         "blurred_test_sigma2": frechet_distance(judge_outputs(judge, blur(test_x))[0], real.test_feats),
         "uniform_noise": frechet_distance(judge_outputs(judge, noise)[0], real.test_feats),
     }
-    if spec.image_size != judge.cfg.image_size:
-        # Real digits taken through the same sizes as this model's data (bilinear up, area down) are the fair
-        # floor here: the round trip alone moves MNIST far in the judge's features (dcgan: FD 183, recall 0.09).
-        side = spec.image_size
-        train_x = (real.train_px[:len(real.train_feats)] * 2 - 1).view(-1, 1, *test_x.shape[-2:])  # the floor's 10k
-        up = F.interpolate(train_x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
-        trip = F.interpolate(up, size=test_x.shape[-2:], mode="area")
-        trip_feats = judge_outputs(judge, trip)[0]
-        report["fd_judge"]["real_floor_resized"] = frechet_distance(trip_feats, real.test_feats)
-        report["resized_real_precision_recall"] = list(precision_recall(trip_feats, real.test_feats[:len(trip_feats)]))
     hist = np.bincount(preds, minlength=k) / len(preds)
     report["mode_coverage"] = {"class_share": hist.tolist(), "worst_class": int(hist.argmin()),
                                "worst_class_share": float(hist.min())}
@@ -204,8 +215,14 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
     m = min(n, len(real.test_feats))
     report["precision"], report["recall"] = precision_recall(feats[:m], real.test_feats[:m])
     progress("memorization")
-    fake_px = F.interpolate(x, size=(judge.cfg.image_size,) * 2, mode="area").flatten(1).add(1).div(2)
+    fake_px = judge.prepare(x).flatten(1).add(1).div(2)
     report["memorization"] = memorization(fake_px, real.train_px, real.test_px)
+    if raw is not None:  # for continuity with figures from before the fair reference
+        report["raw_reference"] = {
+            "reference": raw.reference, "fd_judge": frechet_distance(feats, raw.test_feats),
+            "real_floor_train10k_vs_test": frechet_distance(raw.train_feats, raw.test_feats),
+            "precision_recall": list(precision_recall(feats[:m], raw.test_feats[:m])),
+            "memorization": memorization(fake_px, raw.train_px, raw.test_px)["share"]}
     progress("parzen")
     report["parzen"] = parzen_log_likelihood(fake_px, real.train_px[-1000:], real.test_px)
     return report
@@ -253,8 +270,9 @@ def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed
             bar.update(1)
 
     tick("real data")
-    real = prepare_real(judge, train_split, test_split)
-    report = evaluate(g, spec, judge, real, n=n, seed=seed, progress=tick)
+    real = prepare_real(judge, train_split, test_split, size=spec.image_size)
+    raw = prepare_real(judge, train_split, test_split) if real.size != judge.cfg.image_size else None
+    report = evaluate(g, spec, judge, real, n=n, seed=seed, progress=tick, raw=raw)
     grid_path = grid_path or f"{spec.arch}-eval.png"
     save_png(grid_path, sample_grid(g, spec, seed, device=device), scale=2)
     if bar is not None:

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gantool.contract import GRID_COLUMNS, GRID_IMAGES, grid_columns, grid_labels
 from gantool.errors import CheckpointError, GantoolError, TrainingDiverged
@@ -39,7 +38,7 @@ from gantool.train.checkpoint import (
     run_checkpoint,
     save_checkpoint,
 )
-from gantool.train.data import Split
+from gantool.train.data import Split, prepare_images
 from gantool.train.distributed import World, check_world, no_sync, wrap
 from gantool.train.limits import check_seed
 from gantool.train.precision import TrainPrecision, choose_precision, describe
@@ -95,16 +94,6 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda"):
         raise GantoolError(f"unknown device {device!r}; allowed: auto, cpu, cuda.")
     return device
-
-
-def prepare_images(images: np.ndarray, size: int) -> torch.Tensor:
-    """(N, H, W) uint8 -> (N, 1, size, size) uint8, resized once up front (bilinear, as the seeds did)."""
-    x = torch.from_numpy(images).unsqueeze(1)
-    if x.shape[-1] == size:
-        return x.contiguous()
-    chunks = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-              .round().clamp(0, 255).to(torch.uint8) for c in x.split(4096)]
-    return torch.cat(chunks)
 
 
 @torch.no_grad()

@@ -234,9 +234,13 @@ def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, j
                             progress=sys.stdout.isatty(), device=device)
     fd = report["fd_judge"]
     click.echo(f"{report['model']}: FD-judge {fd['value']:.2f} (95% CI {fd['ci95'][0]:.2f}-{fd['ci95'][1]:.2f}; "
-               f"real floor {fd['real_floor_train10k_vs_test']:.2f}"
-               + (f", resized to this size and back {fd['real_floor_resized']:.2f}" if "real_floor_resized" in fd else "")
-               + f", blurred {fd['blurred_test_sigma2']:.0f}, noise {fd['uniform_noise']:.0f})")
+               f"real floor {fd['real_floor_train10k_vs_test']:.2f}, blurred {fd['blurred_test_sigma2']:.0f}, noise "
+               f"{fd['uniform_noise']:.0f}) against {report['reference']}")
+    raw = report.get("raw_reference")
+    if raw is not None:
+        click.echo(f"against {raw['reference']} (for continuity): FD-judge {raw['fd_judge']:.2f} (floor "
+                   f"{raw['real_floor_train10k_vs_test']:.2f}), precision {raw['precision_recall'][0]:.3f} recall "
+                   f"{raw['precision_recall'][1]:.3f}, memorized {raw['memorization']:.2%}")
     if "label_accuracy" in report:
         la = report["label_accuracy"]
         click.echo(f"label accuracy {la['overall']:.2%} (worst digit {min(la['per_class']):.2%})")

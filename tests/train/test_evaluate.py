@@ -118,3 +118,22 @@ def test_eval_of_a_zoo_name_without_shipped_weights_is_one_clear_error(capsys, t
     assert main(["eval", "--model", "cdcgan"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no shipped weights for 'cdcgan'" in err
+
+
+def test_a_64x64_model_is_judged_against_real_digits_taken_through_its_own_training_resize(small_mnist):
+    """A perfect 64x64 generator (it replays real digits exactly as a 64x64 model trains on them) scores
+    near the 28x28 real-data floor under the fair reference, and far from it under the raw one."""
+    from gantool.train.data import prepare_images
+
+    judge, _ = load_judge()
+    train, test = load_split(small_mnist, "train"), load_split(small_mnist, "test")
+    fair, raw = prepare_real(judge, train, test, n_floor=2000, size=64), prepare_real(judge, train, test, n_floor=2000)
+    assert fair.reference == "the test split through the 64x64 training resize"
+    replayed = prepare_images(train.images[2000:4000], 64).float().div(127.5).sub(1.0)  # what training reads
+    spec = ModelSpec(arch="dcgan", latent_dim=4, num_classes=10, conditional=False, image_size=64)
+    r = evaluate(Replay(replayed), spec, judge, fair, n=2000, bootstrap=3, raw=raw)
+    floor = frechet_distance(raw.train_feats, raw.test_feats)  # 28x28 train against test: the real-data floor
+    assert r["fd_judge"]["value"] < 1.5 * floor, (r["fd_judge"]["value"], floor)
+    assert r["raw_reference"]["fd_judge"] > 3 * floor, (r["raw_reference"]["fd_judge"], floor)  # 2k samples: floor 38
+    assert r["fd_judge"]["real_floor_train10k_vs_test"] < 1.5 * floor  # the fair floor is the floor again
+    assert r["recall"] > 0.5 > r["raw_reference"]["precision_recall"][1]
