@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from gantool.noise import make_noise
 from gantool.spec import ModelSpec
 from gantool.train.data import Split, prepare_images
 from gantool.train.judge import Judge, to_unit
-from gantool.train.limits import check_eval_size, check_seed
+from gantool.train.limits import README_EVAL_SAMPLES, check_eval_size, check_seed
 
 Progress = Callable[[str], None]
 
@@ -177,8 +178,9 @@ def _through(images: np.ndarray, side: int, judge: Judge, chunk: int = 5000) -> 
                       for i in range(0, len(images), chunk)])
 
 
-def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, n: int = 10000, seed: int = 0,
-             bootstrap: int = 20, progress: Progress = lambda s: None, raw: EvalData | None = None) -> dict[str, Any]:
+def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, n: int = README_EVAL_SAMPLES,
+             seed: int = 0, bootstrap: int = 20, progress: Progress = lambda s: None,
+             raw: EvalData | None = None) -> dict[str, Any]:
     """Every quality number of one generator, as one JSON-ready dict. `real` is the reference the
     model is judged against (the fair one: prepare_real(..., size=spec.image_size)); `raw`, where
     given, the raw test split, whose figures are kept beside them under "raw_reference"."""
@@ -228,7 +230,7 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
     return report
 
 
-def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed: int = 0,
+def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | None = None, seed: int = 0,
                    judge_path: str | None = None, grid_path: str | None = None, progress: bool = False,
                    device: str = "cpu") -> dict[str, Any]:
     """`gantool eval`: load a generator and the judge, measure, write the grid; returns the report.
@@ -239,7 +241,7 @@ def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed
     from gantool.images import save_png
     from gantool.train.checkpoint import load_generator
     from gantool.train.data import load_split
-    from gantool.train.judge import load_judge
+    from gantool.train.judge import SHIPPED_JUDGE, load_judge
     from gantool.train.loop import resolve_device, sample_grid
 
     check_eval_size(n)
@@ -279,4 +281,5 @@ def evaluate_model(model: str, n: int = 10000, data_dir: str | None = None, seed
         bar.close()
     report["grid"] = str(grid_path)
     report["checkpoint"] = str(model)
+    report["judge"] = Path(judge_path).name if judge_path else f"shipped ({SHIPPED_JUDGE.name})"
     return report

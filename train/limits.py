@@ -14,6 +14,7 @@ from gantool.noise import MAX_SEED
 # `gantool eval --n`: at least enough for a covariance, at most what fits beside the real data in memory
 # (the Parzen window holds a 500 x n float64 block; 100k images at 64x64 are 1.6 GB in float32).
 MIN_EVAL_SAMPLES, MAX_EVAL_SAMPLES = 100, 100_000
+README_EVAL_SAMPLES = 10_000  # what the README's quality table and the model cards measure with (eval's default)
 
 # An MLP's first and last layers hold (side^2 x 1024) weights: 256 gives ~67M per layer, the most that
 # trains in a few GB with Adam; larger sides are refused before anything is allocated.

@@ -21,7 +21,7 @@ from gantool.errors import GantoolError
 from gantool.fileio import refuse_overwrite, same_file
 from gantool.noise import MAX_SEED
 from gantool.spec import ZOO_NAMES
-from gantool.train.limits import MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MIN_EVAL_SAMPLES
+from gantool.train.limits import MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MIN_EVAL_SAMPLES, README_EVAL_SAMPLES
 from gantool.train.precision import TRAIN_PRECISIONS
 from gantool.train.recipe import Recipe
 
@@ -209,7 +209,8 @@ def _models_without_torch() -> list[dict[str, Any]]:
 @click.option("--model", required=True, metavar="NAME|FILE",
               help=f"zoo name ({', '.join(ZOO_NAMES)}: its shipped weights), a training checkpoint (.pt) or a "
                    f"shipped generator (.safetensors)")
-@click.option("--n", type=click.IntRange(MIN_EVAL_SAMPLES, MAX_EVAL_SAMPLES), default=10000, show_default=True,
+@click.option("--n", type=click.IntRange(MIN_EVAL_SAMPLES, MAX_EVAL_SAMPLES), default=README_EVAL_SAMPLES,
+              show_default=True,
               help=f"generated images to measure ({MIN_EVAL_SAMPLES}..{MAX_EVAL_SAMPLES})")
 @click.option("--data-dir", type=click.Path(), default=None,
               help="folder with the MNIST-layout IDX files the judge compares against (train and test split)")
@@ -233,6 +234,10 @@ def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, j
     report = evaluate_model(model, n=n, data_dir=data_dir, seed=seed, judge_path=judge_path, grid_path=output,
                             progress=sys.stdout.isatty(), device=device)
     fd = report["fd_judge"]
+    click.echo(f"{report['model']}: n {report['n']:,}, seed {report['seed']}, judge {report['judge']}")
+    if report["n"] < README_EVAL_SAMPLES:
+        click.echo(f"gantool: note: n {report['n']:,} < {README_EVAL_SAMPLES:,}: the figures will differ from the "
+                   f"README's table, which uses {README_EVAL_SAMPLES:,} samples.", err=True)
     click.echo(f"{report['model']}: FD-judge {fd['value']:.2f} (95% CI {fd['ci95'][0]:.2f}-{fd['ci95'][1]:.2f}; "
                f"real floor {fd['real_floor_train10k_vs_test']:.2f}, blurred {fd['blurred_test_sigma2']:.0f}, noise "
                f"{fd['uniform_noise']:.0f}) against {report['reference']}")
@@ -244,7 +249,9 @@ def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, j
     if "label_accuracy" in report:
         la = report["label_accuracy"]
         click.echo(f"label accuracy {la['overall']:.2%} (worst digit {min(la['per_class']):.2%})")
+        click.echo("  per digit: " + " ".join(f"{d}:{a:.1%}" for d, a in enumerate(la["per_class"])))
     mc = report["mode_coverage"]
+    click.echo("class shares: " + " ".join(f"{d}:{s:.1%}" for d, s in enumerate(mc["class_share"])))
     click.echo(f"worst class share {mc['worst_class_share']:.2%} (class {mc['worst_class']}); "
                f"precision {report['precision']:.3f} recall {report['recall']:.3f}; "
                f"memorized {report['memorization']['share']:.2%} (unseen data: "

@@ -109,6 +109,15 @@ def test_eval_cli_on_a_checkpoint(capsys, tmp_path, small_mnist):
         assert key in r
     assert r["fd_judge"]["ci95"][0] <= r["fd_judge"]["value"] <= r["fd_judge"]["ci95"][1]
     assert (tmp_path / "grid.png").exists() and "FD-judge" in out
+    lines = out.splitlines()
+    lines = lines[next(i for i, ln in enumerate(lines) if ln.startswith("cwgan: n ")):]  # after train's output
+    # the summary says what was measured, and how, before the figures
+    assert lines[0] == "cwgan: n 500, seed 0, judge shipped (judge-mnist.safetensors)" and r["judge"] in lines[0]
+    assert "against the raw test split" in lines[1]  # a 28x28 model: the raw split is its fair reference
+    digits = next(ln for ln in lines if ln.startswith("  per digit: ")).split()[2:]
+    assert [d.split(":")[0] for d in digits] == [str(c) for c in range(10)]
+    assert next(ln for ln in lines if ln.startswith("class shares: 0:"))
+    assert "n 500 < 10,000: the figures will differ from the README's table" in err
 
 
 def test_eval_of_a_zoo_name_without_shipped_weights_is_one_clear_error(capsys, tmp_path, monkeypatch):
