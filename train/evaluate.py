@@ -150,8 +150,8 @@ class EvalData:
     test_px: torch.Tensor  # (N, H*W) in [0, 1] at the judge's size
     train_px: torch.Tensor
     test_labels: np.ndarray
-    size: int = 28  # the side the real images were taken through before the judge saw them
-    reference: str = "the raw test split"
+    size: int  # the side the real images were taken through before the judge saw them
+    reference: str  # what they are, in the report's words
 
 
 def prepare_real(judge: Judge, train: Split, test: Split, n_floor: int = 10000, size: int | None = None) -> EvalData:
