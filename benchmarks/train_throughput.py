@@ -26,7 +26,7 @@ from gantool.benchmarks.roofline import machine_info
 from gantool.fileio import atomic_write_json
 from gantool.train.data import load_split
 from gantool.train.loop import Trainer
-from gantool.train.precision import TrainPrecision, choose_precision
+from gantool.train.precision import choose_precision
 from gantool.train.zoo import ZOO, build_spec, convolutional
 
 
@@ -58,25 +58,6 @@ def make_trainer(name: str, variant: str, split: Any) -> Trainer:
     return t
 
 
-class TimedBatches:
-    """Wraps Trainer._batch to count the seconds spent fetching batches (indexing, uint8 -> float)."""
-
-    def __init__(self, trainer: Trainer) -> None:
-        self.seconds, real = 0.0, trainer._batch
-
-        def timed(index: int) -> Any:
-            t0 = time.perf_counter()
-            out = real(index)
-            self.seconds += time.perf_counter() - t0
-            return out
-
-        trainer._batch = timed  # type: ignore[method-assign]
-
-
-def describe(p: TrainPrecision, compiled: bool) -> str:
-    return f"{p.name}{' channels_last' if p.channels_last else ''}{' compiled' if compiled else ''}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None)
@@ -91,7 +72,6 @@ def main() -> None:
     split = load_split(args.data_dir, "train")
     variants = args.variants.split(",")
     trainers: dict[tuple[str, str], Trainer] = {}
-    timers: dict[tuple[str, str], TimedBatches] = {}
     errors: dict[tuple[str, str], str] = {}
     for name in args.models.split(","):
         for v in variants:
@@ -104,19 +84,17 @@ def main() -> None:
                 print(f"{name} {v}: failed: {errors[(name, v)]}", file=sys.stderr)
                 continue
             trainers[(name, v)] = t
-            timers[(name, v)] = TimedBatches(t)
     rates: dict[tuple[str, str], list[float]] = {k: [] for k in trainers}
     outside: dict[tuple[str, str], list[float]] = {k: [] for k in trainers}
     for _ in range(args.rounds):
         for key, t in trainers.items():
-            timer = timers[key]
-            timer.seconds = 0.0
+            t.data_seconds = 0.0  # the Trainer's own count of time spent fetching batches
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 t.step()
             wall = time.perf_counter() - t0
             rates[key].append(args.steps * t.per_step / wall)
-            outside[key].append(timer.seconds / wall)
+            outside[key].append(t.data_seconds / wall)
     results = []
     print(f"{'model':8} {'variant':16} {'runs as':28} {'batch':>5} {'img/s':>8} {'x fp32':>7} {'data %':>6}")
     for (name, v), r in rates.items():
@@ -124,7 +102,7 @@ def main() -> None:
         med = statistics.median(r)
         fp32 = rates.get((name, "fp32"))
         ratio = med / statistics.median(fp32) if fp32 else None
-        row: dict[str, Any] = {"model": name, "variant": v, "runs_as": describe(t.precision, parse_variant(v)[2]),
+        row: dict[str, Any] = {"model": name, "variant": v, "runs_as": t.precision.label + (" compiled" if parse_variant(v)[2] else ""),
                "reason": t.precision.reason, "batch_size": t.recipe.batch_size, "n_critic": t.recipe.n_critic,
                "images_per_s_median": round(med, 1), "images_per_s_all": [round(x, 1) for x in r],
                "ratio_to_fp32": round(ratio, 3) if ratio else None,
