@@ -63,11 +63,17 @@ class TrainPrecision:
         return cls(d["name"], d["channels_last"], d["reason"], d["requested"])
 
 
+def check_precision(requested: str) -> str:
+    """--precision, refused in one line before any work when it is not a training precision."""
+    if requested not in TRAIN_PRECISIONS:
+        raise GantoolError(f"--precision {requested!r} is not known; allowed: {', '.join(TRAIN_PRECISIONS)}.")
+    return requested
+
+
 def choose_precision(requested: str, device: str, conv: bool) -> TrainPrecision:
     """auto: bf16 wherever this device has bf16 units, channels_last for conv models (docs/training.md
     has the measurements behind the rule); fp32 or bf16 exactly when asked for."""
-    if requested not in TRAIN_PRECISIONS:
-        raise GantoolError(f"--precision {requested!r} is not known; allowed: {', '.join(TRAIN_PRECISIONS)}.")
+    check_precision(requested)
     units = _bf16_units(device)
     if requested == "fp32":
         return TrainPrecision("fp32", False, "asked for with --precision fp32", requested)

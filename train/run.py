@@ -18,7 +18,7 @@ from gantool.train.data import load_split
 from gantool.train.distributed import check_world, start, stop, world_from_env
 from gantool.train.limits import check_seed
 from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
-from gantool.train.precision import TRAIN_PRECISIONS, TrainPrecision
+from gantool.train.precision import TrainPrecision, check_precision
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import ZOO, build_spec, entry
 
@@ -74,9 +74,7 @@ def run_training(req: TrainRequest) -> TrainResult:
         raise GantoolError(f"--model {req.model!r} is neither a zoo model nor a file; "
                            f"allowed: {', '.join(ZOO)} or a checkpoint path.")
     split = load_split(req.data_dir, "train")
-    if req.precision not in TRAIN_PRECISIONS:
-        raise GantoolError(f"--precision {req.precision!r} is not known; allowed: {', '.join(TRAIN_PRECISIONS)}.")
-    precision: str | TrainPrecision = req.precision
+    precision: str | TrainPrecision = check_precision(req.precision)
     world = world_from_env()
     init = ckpt = None
     if req.run.resume:
