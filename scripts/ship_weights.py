@@ -78,12 +78,17 @@ def card_markdown(name: str, card: dict) -> str:
           if "raw_reference" in ev else []),
         f"| FD-judge of blurred test images / uniform noise | {fd['blurred_test_sigma2']:.0f} / {fd['uniform_noise']:.0f} |",
     ]
-    if "label_accuracy" in ev:
-        la = ev["label_accuracy"]
-        lines.append(f"| label accuracy (overall / worst digit) | {la['overall']:.2%} / {min(la['per_class']):.2%} |")
-    mc = ev["mode_coverage"]
+    for v in ev.get("judges", []):
+        la, mc = v.get("label_accuracy"), v["mode_coverage"]
+        if la is not None:
+            worst = la["per_class"].index(min(la["per_class"]))
+            lines.append(f"| label accuracy, {v['arch']} judge (overall / worst digit) | {la['overall']:.2%} / "
+                         f"{la['per_class'][worst]:.2%} (digit {worst}); on the reference's real digits "
+                         f"{v['reference_accuracy']:.2%} |")
+        lines.append(f"| worst class share, {v['arch']} judge | {mc['worst_class_share']:.2%} (digit {mc['worst_class']}) |")
+    for other, rate in ev.get("judge_disagreement", {}).items():
+        lines.append(f"| judges' disagreement ({other} against the primary) | {rate:.2%} |")
     lines += [
-        f"| worst class share | {mc['worst_class_share']:.2%} (digit {mc['worst_class']}) |",
         f"| precision / recall (k=3) | {ev['precision']:.3f} / {ev['recall']:.3f} |",
         f"| memorization share (unseen data: {ev['memorization']['expected_if_not_copying']:.0%}) | "
         f"{ev['memorization']['share']:.2%} |",
@@ -94,11 +99,30 @@ def card_markdown(name: str, card: dict) -> str:
     return "\n".join(lines)
 
 
+def measure(name: str, path: Path, n: int, data_dir: str | None) -> dict:
+    picture = Path("benchmarks/results/quality") / f"{name}.png"
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    return evaluate_model(str(path), n=n, data_dir=data_dir, output=str(picture))
+
+
+def re_evaluate(name: str, n: int, data_dir: str | None) -> None:
+    """The same fp16 weights, measured again; the card keeps everything else it says."""
+    path = shipped_path(name)
+    spec, g, card = read_shipped(path)
+    card["eval"] = measure(name, path, n, data_dir)
+    write_shipped(path, spec, g.state_dict(), card)
+    read_shipped(path)
+    atomic_write_bytes(path.with_suffix(".md"), card_markdown(name, card).encode())
+    print(card_markdown(name, card))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True, choices=list(ZOO))
-    ap.add_argument("--checkpoint", required=True, type=Path)
-    ap.add_argument("--command", required=True, help="the exact training command, for the card")
+    ap.add_argument("--checkpoint", type=Path, help="the finished run's checkpoint.pt (or best.pt)")
+    ap.add_argument("--command", help="the exact training command, for the card")
+    ap.add_argument("--re-eval", action="store_true",
+                    help="keep the shipped weights and card, and measure them again (new judges or bars)")
     ap.add_argument("--tricks", default="EMA of G weights (decay 0.999), Adam beta1=0.5")
     ap.add_argument("--cpu-seconds", type=float, default=None, help="overrides the checkpoint's own count")
     ap.add_argument("--train-commit", default=None, help="the commit the run was trained at [default: HEAD]")
@@ -106,6 +130,11 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--n", type=int, default=10000)
     args = ap.parse_args()
+    if args.re_eval:
+        re_evaluate(args.name, args.n, args.data_dir)
+        return
+    if args.checkpoint is None or args.command is None:
+        raise SystemExit("--checkpoint and --command are required (or --re-eval)")
     ckpt = load_checkpoint(args.checkpoint)
     spec, recipe = spec_and_recipe(ckpt)
     if spec.arch != args.name:
@@ -124,9 +153,7 @@ def main() -> None:
     state = ckpt["generator_ema"] if ckpt.get("generator_ema") is not None else ckpt["generator"]
     path = shipped_path(args.name)
     write_shipped(path, spec, state, card)  # first the fp16 weights, so that eval measures them
-    grid = Path("benchmarks/results/quality") / f"{args.name}.png"
-    grid.parent.mkdir(parents=True, exist_ok=True)
-    card["eval"] = evaluate_model(str(path), n=args.n, data_dir=args.data_dir, grid_path=str(grid))
+    card["eval"] = measure(args.name, path, args.n, args.data_dir)
     write_shipped(path, spec, state, card)
     read_shipped(path)  # it loads back
     atomic_write_bytes(path.with_suffix(".md"), card_markdown(args.name, card).encode())

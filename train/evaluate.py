@@ -9,7 +9,7 @@ reported for comparison with the 2014 papers only: it is known to rank models po
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from gantool.errors import DataError, GantoolError
 from gantool.noise import make_noise
 from gantool.spec import ModelSpec
 from gantool.train.data import Split, prepare_images
-from gantool.train.judge import Judge, to_unit
+from gantool.train.judge import BLUR_SIGMA, Judge, blur, to_unit
 from gantool.train.limits import README_EVAL_SAMPLES, check_eval_size, check_seed
 
 Progress = Callable[[str], None]
@@ -133,14 +133,6 @@ def parzen_log_likelihood(fake01: torch.Tensor, valid01: torch.Tensor, test01: t
     return {"mean": float(ll.mean()), "stderr": float(ll.std() / math.sqrt(len(ll))), "sigma": best}
 
 
-def blur(x: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
-    r = int(3 * sigma)
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), value=-1.0), k.view(1, 1, 1, -1))
-    return F.conv2d(F.pad(x, (0, 0, r, r), value=-1.0), k.view(1, 1, -1, 1))
-
-
 @dataclass
 class EvalData:
     """Judge features of the real data, computed once and shared by every metric."""
@@ -180,10 +172,16 @@ def _through(images: np.ndarray, side: int, judge: Judge, chunk: int = 5000) -> 
 
 def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, n: int = README_EVAL_SAMPLES,
              seed: int = 0, bootstrap: int = 20, progress: Progress = lambda s: None,
-             raw: EvalData | None = None) -> dict[str, Any]:
+             raw: EvalData | None = None, others: Sequence[tuple[str, Judge]] = (),
+             judge_name: str = "primary") -> dict[str, Any]:
     """Every quality number of one generator, as one JSON-ready dict. `real` is the reference the
     model is judged against (the fair one: prepare_real(..., size=spec.image_size)); `raw`, where
-    given, the raw test split, whose figures are kept beside them under "raw_reference"."""
+    given, the raw test split, whose figures are kept beside them under "raw_reference".
+
+    others: (name, judge) pairs beside the primary `judge`. Each gives its own label accuracy, mode
+    coverage and accuracy on the reference's real digits (the ceiling of label accuracy) under
+    "judges", and its disagreement with the primary; FD and precision/recall stay in the primary's
+    features, so that they compare with every earlier figure."""
     g.eval()
     progress("generating")
     x, labels = generate(g, spec, n, seed)
@@ -192,7 +190,6 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
                            note="its weights are finite but overflow; use an earlier checkpoint.")
     progress("judging")
     feats, preds = judge_outputs(judge, x)
-    k = judge.cfg.num_classes
     report: dict[str, Any] = {"model": spec.arch, "n": n, "seed": seed, "judge_dataset": judge.cfg.dataset,
                               "reference": real.reference}
     progress("frechet distance")
@@ -203,16 +200,18 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
     report["fd_judge"] = {
         "value": fd, "ci95": [lo, hi],
         "real_floor_train10k_vs_test": frechet_distance(real.train_feats, real.test_feats),
-        "blurred_test_sigma2": frechet_distance(judge_outputs(judge, blur(test_x))[0], real.test_feats),
+        "blurred_test_sigma2": frechet_distance(judge_outputs(judge, blur(test_x, BLUR_SIGMA))[0], real.test_feats),
         "uniform_noise": frechet_distance(judge_outputs(judge, noise)[0], real.test_feats),
     }
-    hist = np.bincount(preds, minlength=k) / len(preds)
-    report["mode_coverage"] = {"class_share": hist.tolist(), "worst_class": int(hist.argmin()),
-                               "worst_class_share": float(hist.min())}
+    views = [_verdict(name, j, preds if j is judge else judge_outputs(j, x)[1], labels, test_x, real.test_labels)
+             for name, j in [(judge_name, judge), *others]]
+    report["mode_coverage"] = views[0]["mode_coverage"]
     if labels is not None:
-        ok = preds == labels
-        report["label_accuracy"] = {"overall": float(ok.mean()),
-                                    "per_class": [float(ok[labels == c].mean()) for c in range(k)]}
+        report["label_accuracy"] = views[0]["label_accuracy"]
+    report["judges"] = views
+    if others:  # share of samples that a second judge puts in another class than the primary does
+        report["judge_disagreement"] = {v["name"]: float((v.pop("_preds") != preds).mean()) for v in views[1:]}
+    views[0].pop("_preds")
     progress("precision/recall")
     m = min(n, len(real.test_feats))
     report["precision"], report["recall"] = precision_recall(feats[:m], real.test_feats[:m])
@@ -230,37 +229,52 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
     return report
 
 
-def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | None = None, seed: int = 0,
-                   judge_path: str | None = None, grid_path: str | None = None, progress: bool = False,
-                   device: str = "cpu") -> dict[str, Any]:
-    """`gantool eval`: load a generator and the judge, measure, write the grid; returns the report.
+def _verdict(name: str, judge: Judge, preds: np.ndarray, labels: np.ndarray | None, real_x: torch.Tensor,
+             real_labels: np.ndarray) -> dict[str, Any]:
+    """What one judge says of the samples: its class histogram, label accuracy (conditional models)
+    and its accuracy on the reference's real digits, which bounds the label accuracy it can report."""
+    k = judge.cfg.num_classes
+    hist = np.bincount(preds, minlength=k) / len(preds)
+    view: dict[str, Any] = {
+        "name": name, "arch": judge.cfg.arch, "_preds": preds,
+        "mode_coverage": {"class_share": hist.tolist(), "worst_class": int(hist.argmin()),
+                          "worst_class_share": float(hist.min())},
+        "reference_accuracy": float((judge_outputs(judge, real_x)[1] == real_labels).mean())}
+    if labels is not None:
+        ok = preds == labels
+        view["label_accuracy"] = {"overall": float(ok.mean()), "per_class": [float(ok[labels == c].mean())
+                                                                            for c in range(k)]}
+    return view
 
-    device: auto, cpu or cuda (gantool.train.loop.resolve_device); generation and the judge run there,
-    the metrics on the CPU.
+
+def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | None = None, seed: int = 0,
+                   judge_paths: Sequence[str] = (), output: str | None = None, progress: bool = False,
+                   device: str = "cpu") -> dict[str, Any]:
+    """`gantool eval`: load a generator and the judges, measure, write the report picture; returns the report.
+
+    judge_paths: the judges, primary first [default: the shipped ones, which refuse data they were not
+    trained on]. device: auto, cpu or cuda (gantool.train.loop.resolve_device); generation and the
+    judges run there, the metrics on the CPU.
     """
-    from gantool.images import save_png
     from gantool.train.checkpoint import load_generator
     from gantool.train.data import load_split
-    from gantool.train.judge import SHIPPED_JUDGE, load_judge
+    from gantool.train.judge import check_judge_data, load_judges
     from gantool.train.loop import resolve_device, sample_grid
+    from gantool.train.report import save_report
 
     check_eval_size(n)
     check_seed(seed)
     device = resolve_device(device)
     spec, g = load_generator(model)
-    judge, _ = load_judge(judge_path)
-    if judge.cfg.num_classes != spec.num_classes:
-        raise GantoolError(f"the judge knows {judge.cfg.num_classes} classes but the model has {spec.num_classes}.",
-                           note="train a judge on the model's dataset: gantool judge train --data-dir DIR.")
+    judges = load_judges(judge_paths)
     train_split, test_split = load_split(data_dir, "train"), load_split(data_dir, "test")
-    for split in (train_split, test_split):
-        if split.info.image_size != judge.cfg.image_size:
-            name = next(iter(split.info.files), "the data")
-            raise DataError(f"{name} holds {split.info.image_size}x{split.info.image_size} images, but the judge "
-                            f"compares {judge.cfg.image_size}x{judge.cfg.image_size} ones; allowed: data of the "
-                            f"judge's size.", note="pass --judge with a judge trained on this data (gantool judge "
-                                                   "train --data-dir DIR).")
-    g, judge = g.to(device), judge.to(device)
+    for j in judges:
+        _check_fits(j.judge, spec, (train_split, test_split))
+        if j.shipped:
+            check_judge_data(j.judge, train_split, "gantool eval")
+    g = g.to(device)
+    for j in judges:
+        j.judge = j.judge.to(device)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -272,14 +286,29 @@ def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | Non
             bar.update(1)
 
     tick("real data")
-    real = prepare_real(judge, train_split, test_split, size=spec.image_size)
-    raw = prepare_real(judge, train_split, test_split) if real.size != judge.cfg.image_size else None
-    report = evaluate(g, spec, judge, real, n=n, seed=seed, progress=tick, raw=raw)
-    grid_path = grid_path or f"{spec.arch}-eval.png"
-    save_png(grid_path, sample_grid(g, spec, seed, device=device), scale=2)
+    primary = judges[0]
+    real = prepare_real(primary.judge, train_split, test_split, size=spec.image_size)
+    raw = prepare_real(primary.judge, train_split, test_split) if real.size != primary.judge.cfg.image_size else None
+    report = evaluate(g, spec, primary.judge, real, n=n, seed=seed, progress=tick, raw=raw,
+                      others=[(j.name, j.judge) for j in judges[1:]], judge_name=primary.name)
+    output = output or f"{spec.arch}-eval.png"
+    save_report(output, report, sample_grid(g, spec, seed, device=device))
     if bar is not None:
         bar.close()
-    report["grid"] = str(grid_path)
+    report["output"] = str(output)
     report["checkpoint"] = str(model)
-    report["judge"] = Path(judge_path).name if judge_path else f"shipped ({SHIPPED_JUDGE.name})"
+    report["judge"] = primary.name + (" (shipped)" if primary.shipped else "")
     return report
+
+
+def _check_fits(judge: Judge, spec: ModelSpec, splits: tuple[Split, ...]) -> None:
+    if judge.cfg.num_classes != spec.num_classes:
+        raise GantoolError(f"the judge knows {judge.cfg.num_classes} classes but the model has {spec.num_classes}.",
+                           note="train a judge on the model's dataset: gantool judge train --data-dir DIR.")
+    for split in splits:
+        if split.info.image_size != judge.cfg.image_size:
+            name = next(iter(split.info.files), "the data")
+            raise DataError(f"{name} holds {split.info.image_size}x{split.info.image_size} images, but the judge "
+                            f"compares {judge.cfg.image_size}x{judge.cfg.image_size} ones; allowed: data of the "
+                            f"judge's size.", note="pass --judge with a judge trained on this data (gantool judge "
+                                                   "train --data-dir DIR).")

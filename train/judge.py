@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,15 +22,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gantool.errors import CheckpointError, DataError
+from gantool.errors import CheckpointError, DataError, GantoolError
 from gantool.fileio import atomic_write_bytes
 from gantool.train.data import Split
-from gantool.train.limits import check_seed
+from gantool.train.limits import JUDGE_ARCHS, check_seed
 
 log = logging.getLogger(__name__)
 
 JUDGE_SCHEMA_VERSION = 1
-SHIPPED_JUDGE = Path(str(resources.files("gantool") / "weights" / "judge-mnist.safetensors"))
+_WEIGHTS = resources.files("gantool") / "weights"
+# The shipped MNIST judges, primary first: FD and precision/recall are in the primary's features;
+# the second, of another architecture, checks its label accuracy and mode coverage.
+SHIPPED_JUDGES = {"cnn": Path(str(_WEIGHTS / "judge-mnist.safetensors")),
+                  "resnet": Path(str(_WEIGHTS / "judge-mnist-resnet.safetensors"))}
+SHIPPED_JUDGE = SHIPPED_JUDGES["cnn"]
 
 
 @dataclass(frozen=True)
@@ -40,24 +46,62 @@ class JudgeConfig:
     feature_dim: int = 128
     dataset: str = "mnist"
     schema_version: int = JUDGE_SCHEMA_VERSION
+    arch: str = "cnn"  # one of JUDGE_ARCHS
+    data_digest: str = ""  # train.data.array_digest of the training split it learned ("": not recorded)
+
+
+def _cnn_body(cfg: JudgeConfig) -> nn.Sequential:
+    """The primary judge: plain conv + max-pool, a wide flattened layer into the features."""
+    w, s = cfg.width, cfg.image_size // 4
+    return nn.Sequential(
+        nn.Conv2d(1, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),  # (B, 1, 28, 28) -> (B, 32, 28, 28)
+        nn.MaxPool2d(2),  # -> (B, 32, 14, 14)
+        nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(),  # -> (B, 64, 14, 14)
+        nn.MaxPool2d(2),  # -> (B, 64, 7, 7)
+        nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.BatchNorm2d(4 * w), nn.ReLU(),  # -> (B, 128, 7, 7)
+        nn.Flatten(),
+        nn.Dropout(0.3),
+        nn.Linear(4 * w * s * s, cfg.feature_dim), nn.ReLU(),  # -> (B, 128): the feature space
+    )
+
+
+class _Residual(nn.Module):
+    """He et al.'s basic block: two 3x3 convs beside a shortcut (a strided 1x1 conv where the shape changes)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.main(x) + self.shortcut(x))
+
+
+def _resnet_body(cfg: JudgeConfig) -> nn.Sequential:
+    """The second judge: residual, strided (no pooling until a global average), so it errs elsewhere."""
+    w = cfg.width
+    return nn.Sequential(
+        nn.Conv2d(1, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(),  # (B, 1, 28, 28) -> (B, 16, 28, 28)
+        _Residual(w, w, 1),  # -> (B, 16, 28, 28)
+        _Residual(w, 2 * w, 2),  # -> (B, 32, 14, 14)
+        _Residual(2 * w, 4 * w, 2),  # -> (B, 64, 7, 7)
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),  # -> (B, 64)
+        nn.Linear(4 * w, cfg.feature_dim), nn.ReLU(),  # -> (B, 128): the feature space
+    )
+
+
+JUDGE_BODIES = {"cnn": _cnn_body, "resnet": _resnet_body}  # keys: limits.JUDGE_ARCHS
+JUDGE_WIDTHS = {"cnn": 32, "resnet": 16}  # the shipped judges' base widths
 
 
 class Judge(nn.Module):
     def __init__(self, cfg: JudgeConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        w = cfg.width
-        s = cfg.image_size // 4
-        self.body = nn.Sequential(
-            nn.Conv2d(1, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(),  # (B, 1, 28, 28) -> (B, 32, 28, 28)
-            nn.MaxPool2d(2),  # -> (B, 32, 14, 14)
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.BatchNorm2d(2 * w), nn.ReLU(),  # -> (B, 64, 14, 14)
-            nn.MaxPool2d(2),  # -> (B, 64, 7, 7)
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.BatchNorm2d(4 * w), nn.ReLU(),  # -> (B, 128, 7, 7)
-            nn.Flatten(),
-            nn.Dropout(0.3),
-            nn.Linear(4 * w * s * s, cfg.feature_dim), nn.ReLU(),  # -> (B, 128): the feature space
-        )
+        self.body = JUDGE_BODIES[cfg.arch](cfg)
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(cfg.feature_dim, cfg.num_classes))
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -90,25 +134,73 @@ def _shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 2) -> torch.T
 
 
 @torch.no_grad()
-def accuracy(judge: Judge, split: Split, batch: int = 1000) -> tuple[float, list[float]]:
-    """Overall and per-class accuracy of the judge on a split."""
+def predict(judge: Judge, x: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """Predicted classes of images in [-1, 1] (any size: the judge area-averages them), on the CPU."""
     judge.eval()
-    preds = torch.cat([judge(to_unit(split.images[i:i + batch])).argmax(1) for i in range(0, len(split.images), batch)])
+    device = next(judge.parameters()).device
+    return torch.cat([judge(x[i:i + batch].to(device)).argmax(1).cpu() for i in range(0, len(x), batch)])
+
+
+def accuracy(judge: Judge, split: Split, x: torch.Tensor | None = None) -> tuple[float, list[float]]:
+    """Overall and per-class accuracy of the judge on a split (or on x, that split's images transformed)."""
+    preds = predict(judge, to_unit(split.images) if x is None else x)
     labels = torch.from_numpy(split.labels)
     per_class = [float((preds[labels == k] == k).float().mean()) for k in range(judge.cfg.num_classes)]
     return float((preds == labels).float().mean()), per_class
 
 
+def blur(x: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
+    """Gaussian blur of images in [-1, 1] (background -1 beyond the border): a bad-image reference."""
+    r = int(3 * sigma)
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), value=-1.0), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), value=-1.0), k.view(1, 1, -1, 1))
+
+
+ROUND_TRIP_SIZE = 64  # the 64x64 zoo models' training side
+BLUR_SIGMA = 2.0  # the blurred-test reference of FD-judge
+
+
+def robustness(judge: Judge, test: Split) -> dict[str, float]:
+    """Accuracy on real test digits, on the same digits after the 64x64 models' round trip (their
+    training resize, then the judge's area average: the ceiling for their label accuracy), and
+    blurred: a judge that still reads blurred digits is lenient with a generator's blurry ones."""
+    from gantool.train.data import prepare_images
+
+    real = to_unit(test.images)
+    up = prepare_images(test.images, ROUND_TRIP_SIZE).float().div(127.5).sub(1.0)
+    return {"real": accuracy(judge, test, real)[0],
+            f"round_trip_{ROUND_TRIP_SIZE}": accuracy(judge, test, judge.prepare(up))[0],
+            f"blurred_sigma{BLUR_SIGMA:g}": accuracy(judge, test, blur(real, BLUR_SIGMA))[0]}
+
+
+def check_judge_data(judge: Judge, train: Split, source: str) -> None:
+    """A judge scores only the data it learned: another dataset's numbers would be meaningless (an
+    MNIST judge on another 10-class IDX set reports a worst class share of 0%). Compared by the
+    decoded arrays' digest, so a gzipped and an unpacked copy of one dataset pass."""
+    want = judge.cfg.data_digest
+    if want and train.digest() != want:
+        raise DataError(f"the training split of {train.info.name} is not the data the {judge.cfg.arch} judge was "
+                        f"trained on (its arrays' digest {train.digest()[:12]}, the judge's {want[:12]}); "
+                        f"{source} would measure with a judge that does not know these images.",
+                        note="train one on it: gantool judge train --data-dir DIR -o judge.safetensors, then pass "
+                             "--judge judge.safetensors.")
+
+
 def train_judge(train: Split, test: Split, epochs: int = 6, batch_size: int = 128, seed: int = 0,
-                progress: bool = False) -> tuple[Judge, dict[str, Any]]:
+                progress: bool = False, arch: str = "cnn") -> tuple[Judge, dict[str, Any]]:
     """Train a judge on `train` and measure it on `test`; a tqdm bar when progress, log lines otherwise."""
     check_seed(seed)
+    if arch not in JUDGE_BODIES:
+        raise GantoolError(f"unknown judge architecture {arch!r}; allowed: {', '.join(JUDGE_ARCHS)}.")
     if len(train.images) < batch_size:
         raise DataError(f"the training split holds {len(train.images)} images, fewer than one batch of the judge's "
                         f"training ({batch_size}); allowed: at least {batch_size} images.")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    cfg = JudgeConfig(num_classes=train.info.num_classes, image_size=train.info.image_size, dataset=train.info.name)
+    cfg = JudgeConfig(num_classes=train.info.num_classes, image_size=train.info.image_size, dataset=train.info.name,
+                      arch=arch, width=JUDGE_WIDTHS[arch], data_digest=train.digest())
     judge = Judge(cfg)
     opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
     steps = epochs * (len(train.images) // batch_size)
@@ -140,7 +232,8 @@ def train_judge(train: Split, test: Split, epochs: int = 6, batch_size: int = 12
         bar.close()
     acc, per_class = accuracy(judge, test)
     metrics = {"test_accuracy": acc, "per_class_accuracy": per_class, "epochs": epochs, "seed": seed,
-               "train_seconds": round(time.perf_counter() - t0, 1), "data_files": dict(train.info.files)}
+               "train_seconds": round(time.perf_counter() - t0, 1), "data_files": dict(train.info.files),
+               "robustness": robustness(judge, test)}
     return judge.eval(), metrics
 
 
@@ -149,6 +242,21 @@ def save_judge(path: str | Path, judge: Judge, metrics: dict[str, Any]) -> None:
 
     meta = {"gantool_judge": json.dumps(dataclasses.asdict(judge.cfg)), "metrics": json.dumps(metrics)}
     atomic_write_bytes(path, save({k: v.contiguous() for k, v in judge.state_dict().items()}, metadata=meta))
+
+
+@dataclass
+class NamedJudge:
+    name: str  # what reports call it: the file's name
+    judge: Judge
+    metrics: dict[str, Any]
+    shipped: bool  # chosen by default, not by --judge: it must know the data it is asked to measure
+
+
+def load_judges(paths: Sequence[str | Path] = ()) -> list[NamedJudge]:
+    """The judges of one evaluation, primary first: those given, or the shipped ones."""
+    shipped = not paths
+    chosen = list(SHIPPED_JUDGES.values()) if shipped else [Path(p) for p in paths]
+    return [NamedJudge(Path(p).name, *load_judge(p), shipped=shipped) for p in chosen]
 
 
 def load_judge(path: str | Path | None = None) -> tuple[Judge, dict[str, Any]]:
@@ -166,9 +274,12 @@ def load_judge(path: str | Path | None = None) -> tuple[Judge, dict[str, Any]]:
     lowest = {"num_classes": 1, "image_size": 4, "width": 1, "feature_dim": 1}  # each at most 4096
     bad = [f"{k}={getattr(cfg, k)!r}" for k, low in lowest.items() if isinstance(getattr(cfg, k), bool)
            or not isinstance(getattr(cfg, k), int) or not low <= getattr(cfg, k) <= 4096]
-    if bad or not isinstance(cfg.dataset, str):
+    if cfg.arch not in JUDGE_BODIES:
+        bad.append(f"arch={cfg.arch!r}")
+    if bad or not isinstance(cfg.dataset, str) or not isinstance(cfg.data_digest, str):
         raise CheckpointError(f"{path}: its judge config has invalid fields ({', '.join(bad) or 'dataset'}); "
-                              f"allowed: integers up to 4096 (image_size >= 4) and a dataset name.")
+                              f"allowed: integers up to 4096 (image_size >= 4), arch one of "
+                              f"{', '.join(JUDGE_ARCHS)}, a dataset name and digest.")
     judge = Judge(cfg)
     load_weights(judge, state, path, "judge", "judge")
     try:

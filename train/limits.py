@@ -20,6 +20,9 @@ README_EVAL_SAMPLES = 10_000  # what the README's quality table and the model ca
 # trains in a few GB with Adam; larger sides are refused before anything is allocated.
 MAX_MLP_IMAGE_SIZE = 256
 
+# `gantool judge train --arch`: the judge architectures (train/judge.py builds one body per name).
+JUDGE_ARCHS = ("cnn", "resnet")
+
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -32,9 +35,9 @@ def check_seed(seed: Any, option: str = "--seed") -> int:
     return seed
 
 
-def check_eval_size(n: Any) -> int:
+def check_eval_size(n: Any, option: str = "--n") -> int:
     """`--n`, refused before anything is allocated when it is outside what eval can hold."""
     if not _is_int(n) or not MIN_EVAL_SAMPLES <= n <= MAX_EVAL_SAMPLES:
-        raise GantoolError(f"--n {n!r} generated images is out of range; allowed: {MIN_EVAL_SAMPLES}.."
+        raise GantoolError(f"{option} {n!r} generated images is out of range; allowed: {MIN_EVAL_SAMPLES}.."
                            f"{MAX_EVAL_SAMPLES}.")
     return n

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -45,6 +45,9 @@ from gantool.train.precision import TrainPrecision, choose_precision, describe
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import build_models, convolutional
 
+if TYPE_CHECKING:
+    from gantool.train.watch import TrainingWatch
+
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s"]
@@ -62,6 +65,7 @@ class RunOptions:
     log_every: int = 50
     resume: bool = False
     progress: bool | None = None  # None: a bar when stdout is a terminal, plain lines otherwise
+    eval_every: int | None = None  # --eval-every: every rank checkpoints at those steps, rank 0 measures
 
 
 @dataclass
@@ -391,8 +395,8 @@ class RunOutputs:
     Other ranks of a torchrun job hold a silent one, but still take part in the checkpoint's
     collectives (its RNG states are gathered from every rank)."""
 
-    def __init__(self, trainer: Trainer, opts: RunOptions, total: int) -> None:
-        self.trainer, self.opts, self.total = trainer, opts, total
+    def __init__(self, trainer: Trainer, opts: RunOptions, total: int, watch: TrainingWatch | None = None) -> None:
+        self.trainer, self.opts, self.total, self.watch = trainer, opts, total, watch
         self.main = trainer.world.is_main
         self.ckpt_path = opts.out_dir / CHECKPOINT_NAME
         self.grid_path: Path | None = None
@@ -425,12 +429,25 @@ class RunOutputs:
                                                               else f"step_{s:07d}.png")
             save_png(self.grid_path, self.trainer.grid(), scale=2)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, measure: bool = False) -> None:
+        """measure: an --eval-every step; the watch may keep this same state as best.pt."""
         if self.csv_log is not None:
             self.csv_log.flush()
         state = self.trainer.state_dict()  # a collective in a job: every rank gets here at the same step
-        if self.main:
-            save_checkpoint(self.ckpt_path, state)
+        if not self.main:
+            return
+        save_checkpoint(self.ckpt_path, state)
+        if measure and self.watch is not None:
+            t = self.trainer
+            row = self.watch.record(t.step_count, t.step_count / t.steps_per_epoch, t.sampler(), state)
+            best = self.watch.best or row
+            line = (f"eval step {row['step']}: FD-judge {row['fd_judge']:.2f}"
+                    + (f", label accuracy {row['label_accuracy']:.2%}" if row["label_accuracy"] == row["label_accuracy"]
+                       else "") + f" (best {best['fd_judge']:.2f} at step {best['step']})")
+            if self.bar is not None:
+                self.bar.write(line)
+            else:
+                log.info("%s", line)
 
     def close(self) -> None:
         if self.csv_log is not None:
@@ -453,12 +470,16 @@ def _prepare_run_dir(trainer: Trainer, opts: RunOptions, resume_state: dict[str,
         (opts.out_dir / "samples").mkdir(parents=True, exist_ok=True)
 
 
-def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | None = None) -> TrainResult:
+def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | None = None,
+          watch: TrainingWatch | None = None) -> TrainResult:
     """Run (or resume) training into opts.out_dir; see the module docstring for exactness.
 
     resume_state: the run's checkpoint when the caller has already loaded it (it can be large).
+    watch: rank 0's evaluator for opts.eval_every (train/watch.py).
     """
     _prepare_run_dir(trainer, opts, resume_state)
+    if watch is not None:
+        watch.start(trainer.step_count if opts.resume else None)
     jobs = f"; {trainer.world.size} processes" if trainer.world.active else ""
     log.info("precision: %s%s", describe(trainer.precision, trainer.device, convolutional(trainer.spec.arch),
                                           opts.resume), jobs)
@@ -466,7 +487,7 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
     total = trainer.recipe.epochs * spe
     if opts.max_steps is not None:
         total = min(total, opts.max_steps)
-    outputs = RunOutputs(trainer, opts, total)
+    outputs = RunOutputs(trainer, opts, total, watch)
     last: dict[str, float] = {}
     rate = 0.0
     t_window, n_window = time.perf_counter(), 0
@@ -488,11 +509,12 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
             epoch_end = s % spe == 0
             if epoch_end or final:
                 outputs.grid(epoch_end)
-            if epoch_end or final or s % opts.ckpt_every == 0:
+            measure = opts.eval_every is not None and (s % opts.eval_every == 0 or final)
+            if epoch_end or final or s % opts.ckpt_every == 0 or measure:
                 now = time.process_time()
                 trainer.cpu_seconds += trainer.world.total(now - cpu_mark)  # every rank's CPU time
                 cpu_mark = now
-                outputs.checkpoint()
+                outputs.checkpoint(measure)
             if final:
                 break
     finally:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gantool.errors import GantoolError
 from gantool.fileio import same_file
@@ -14,13 +14,17 @@ from gantool.train.checkpoint import (
     run_checkpoint,
     spec_and_recipe,
 )
-from gantool.train.data import load_split
+from gantool.train.data import Split, load_split
 from gantool.train.distributed import check_world, start, stop, world_from_env
 from gantool.train.limits import check_seed
 from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
 from gantool.train.precision import TrainPrecision, check_precision
 from gantool.train.recipe import Recipe
 from gantool.train.zoo import ZOO, build_spec, entry
+
+if TYPE_CHECKING:
+    from gantool.spec import ModelSpec
+    from gantool.train.watch import TrainingWatch
 
 DEFAULT_SEED = 0
 
@@ -39,6 +43,8 @@ class TrainRequest:
     device: str = "auto"
     precision: str = "auto"  # auto, fp32 or bf16 (gantool.train.precision); on --resume the run's own wins
     base_recipe: str = "gantool"  # or "seed": the seed notebook's recipe, for like-for-like comparisons
+    eval_samples: int | None = None  # --eval-every's sample size [default: watch.WatchOptions']
+    judge: str | None = None  # --eval-every's judge [default: the shipped primary judge]
 
 
 def _overrides(o: dict[str, Any]) -> dict[str, Any]:
@@ -115,6 +121,7 @@ def run_training(req: TrainRequest) -> TrainResult:
                            note="leave it out, or pick the loss or model it applies to.")
     if spec.num_classes != split.info.num_classes:
         raise GantoolError(f"the model has {spec.num_classes} classes but the data has {split.info.num_classes}.")
+    watch = _watch(req, spec, split, device) if world.is_main else None  # rank 0 measures; all check the options
     device = start(world, device)
     try:
         trainer = Trainer(spec, recipe, split, seed=seed, device=device, precision=precision, world=world)
@@ -123,11 +130,29 @@ def run_training(req: TrainRequest) -> TrainResult:
             load_weights(trainer.d, init.get("discriminator"), req.model, spec.arch, "discriminator")
             if trainer.g_ema is not None and init.get("generator_ema") is not None:
                 load_weights(trainer.g_ema, init["generator_ema"], req.model, spec.arch, "EMA generator")
-        result = train(trainer, req.run, resume_state=ckpt)
+        result = train(trainer, req.run, resume_state=ckpt, watch=watch)
         world.barrier()
         return result
     finally:
         stop(world)
+
+
+def _watch(req: TrainRequest, spec: ModelSpec, split: Split, device: str) -> TrainingWatch | None:
+    """--eval-every's evaluator, its judge checked against the data before any training."""
+    if req.run.eval_every is None:
+        given = [o for o, v in (("--eval-samples", req.eval_samples), ("--judge", req.judge)) if v is not None]
+        if given:
+            verb = "apply" if len(given) > 1 else "applies"
+            raise GantoolError(f"{' and '.join(given)} {verb} to --eval-every only: the option would change nothing.",
+                               note="add --eval-every N, or leave them out.")
+        return None
+    from gantool.train.limits import check_eval_size
+    from gantool.train.watch import TrainingWatch, WatchOptions
+
+    opts = WatchOptions(every=req.run.eval_every, judge_path=req.judge)
+    if req.eval_samples is not None:
+        opts.samples = check_eval_size(req.eval_samples, "--eval-samples")
+    return TrainingWatch(spec, split, load_split(req.data_dir, "test"), opts, req.run.out_dir, device)
 
 
 def _same_run(model: str, arch: str, checkpoint: Path) -> None:

@@ -21,7 +21,7 @@ from gantool.errors import GantoolError
 from gantool.fileio import refuse_overwrite, same_file
 from gantool.noise import MAX_SEED
 from gantool.spec import ZOO_NAMES
-from gantool.train.limits import MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MIN_EVAL_SAMPLES, README_EVAL_SAMPLES
+from gantool.train.limits import JUDGE_ARCHS, MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MIN_EVAL_SAMPLES, README_EVAL_SAMPLES
 from gantool.train.precision import TRAIN_PRECISIONS
 from gantool.train.recipe import Recipe
 
@@ -104,11 +104,21 @@ def _inputs(data_dir: str | None, **paths: str | os.PathLike[str] | None) -> dic
 @click.option("--resume", is_flag=True, help="continue the run in -o exactly where its checkpoint stopped")
 @click.option("--ckpt-every", type=click.IntRange(min=1), default=500, show_default=True,
               help="write a checkpoint every this many steps (and at every epoch's end and the last step)")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None,
+              help="every this many steps (and at the last), measure FD-judge and label accuracy of the EMA "
+                   "generator on a small sample: eval.csv, the curve eval.png, and the lowest-FD checkpoint kept "
+                   "as best.pt beside checkpoint.pt")
+@click.option("--eval-samples", type=click.IntRange(MIN_EVAL_SAMPLES, MAX_EVAL_SAMPLES), default=None,
+              help="images per --eval-every measurement [default: 2000; FD on fewer images reads higher than "
+                   "gantool eval's 10,000]")
+@click.option("--judge", type=click.Path(dir_okay=False), default=None,
+              help="the judge of --eval-every [default: the shipped primary judge, which knows MNIST only]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="write the results (steps, last losses, paths, images/s, precision, processes, where the time "
                    "went) here as JSON")
 def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str | None, lr: float | None,
-          max_steps: int | None, max_minutes: float | None, resume: bool, ckpt_every: int, **kw: Any) -> None:
+          max_steps: int | None, max_minutes: float | None, resume: bool, ckpt_every: int, eval_every: int | None,
+          **kw: Any) -> None:
     """Train a zoo GAN on MNIST (or any MNIST-layout IDX dataset)."""
     need_torch("train")
     from gantool.train.checkpoint import CHECKPOINT_NAME
@@ -121,8 +131,9 @@ def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str 
     refuse_overwrite({"--json": json_path},
                      _inputs(data_dir, **{"--model": model if Path(model).is_file() else None,
                                           "the run's checkpoint": run / CHECKPOINT_NAME,
-                                          "the run's log": run / "log.csv"}))
-    opts = RunOptions(out_dir=run, max_steps=max_steps, max_minutes=max_minutes, ckpt_every=ckpt_every, resume=resume)
+                                          "the run's log": run / "log.csv", "--judge": kw.get("judge")}))
+    opts = RunOptions(out_dir=run, max_steps=max_steps, max_minutes=max_minutes, ckpt_every=ckpt_every, resume=resume,
+                      eval_every=eval_every)
     req = TrainRequest(model=model, run=opts, data_dir=data_dir, recipe_overrides=overrides, **kw)
     result = run_training(req)
     if not result.main:  # another rank of a torchrun job: rank 0 reports
@@ -216,25 +227,35 @@ def _models_without_torch() -> list[dict[str, Any]]:
               help="folder with the MNIST-layout IDX files the judge compares against (train and test split)")
 @click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--judge", "judge_path", type=click.Path(dir_okay=False), default=None,
-              help="judge weights [default: the shipped MNIST judge]")
+@click.option("--judge", "judge_paths", type=click.Path(dir_okay=False), multiple=True,
+              help="judge weights; give it twice for a primary and a second judge [default: the two shipped MNIST "
+                   "judges, cnn (primary: FD and precision/recall are in its features) and resnet, which refuse "
+                   "other data]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="PNG grid of samples [default: NAME-eval.png]")
+              help="PNG report: the sample grid beside per-digit label accuracy and the class histogram under "
+                   "each judge [default: NAME-eval.png]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="write the full report here as JSON")
-def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, judge_path: str | None,
+def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, judge_paths: tuple[str, ...],
              output: str | None, json_path: str | None) -> None:
     """Measure a generator: FD-judge, label accuracy, mode coverage, precision/recall, memorization, Parzen."""
     need_torch("eval")
     from gantool.train.evaluate import evaluate_model
 
     refuse_overwrite({"-o": output, "--json": json_path},
-                     _inputs(data_dir, **{"--model": model, "--judge": judge_path}))
+                     _inputs(data_dir, **{"--model": model}, **{f"--judge {p}": p for p in judge_paths}))
     refuse_same_outputs({"-o": output, "--json": json_path})
-    report = evaluate_model(model, n=n, data_dir=data_dir, seed=seed, judge_path=judge_path, grid_path=output,
+    report = evaluate_model(model, n=n, data_dir=data_dir, seed=seed, judge_paths=judge_paths, output=output,
                             progress=sys.stdout.isatty(), device=device)
-    fd = report["fd_judge"]
-    click.echo(f"{report['model']}: n {report['n']:,}, seed {report['seed']}, judge {report['judge']}")
+    _print_eval(report)
+    write_json(json_path, report)
+
+
+def _print_eval(report: dict[str, Any]) -> None:
+    fd, views = report["fd_judge"], report["judges"]
+    names = ", ".join(f"{v['name']} ({v['arch']})" for v in views)
+    click.echo(f"{report['model']}: n {report['n']:,}, seed {report['seed']}, judge{'s' if len(views) > 1 else ''} "
+               f"{names}{'; FD in the first one' if len(views) > 1 else ''}")
     if report["n"] < README_EVAL_SAMPLES:
         click.echo(f"gantool: note: n {report['n']:,} < {README_EVAL_SAMPLES:,}: the figures will differ from the "
                    f"README's table, which uses {README_EVAL_SAMPLES:,} samples.", err=True)
@@ -246,19 +267,30 @@ def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, j
         click.echo(f"against {raw['reference']} (for continuity): FD-judge {raw['fd_judge']:.2f} (floor "
                    f"{raw['real_floor_train10k_vs_test']:.2f}), precision {raw['precision_recall'][0]:.3f} recall "
                    f"{raw['precision_recall'][1]:.3f}, memorized {raw['memorization']:.2%}")
-    if "label_accuracy" in report:
-        la = report["label_accuracy"]
-        click.echo(f"label accuracy {la['overall']:.2%} (worst digit {min(la['per_class']):.2%})")
-        click.echo("  per digit: " + " ".join(f"{d}:{a:.1%}" for d, a in enumerate(la["per_class"])))
+    for v in views:
+        la, mc = v.get("label_accuracy"), v["mode_coverage"]
+        if la is not None:
+            worst = min(range(len(la["per_class"])), key=la["per_class"].__getitem__)
+            click.echo(f"{v['arch']} judge: label accuracy {la['overall']:.2%} (worst digit {worst}: "
+                       f"{la['per_class'][worst]:.2%}); on the reference's real digits {v['reference_accuracy']:.2%}")
+            click.echo("  per digit: " + " ".join(f"{d}:{a:.1%}" for d, a in enumerate(la["per_class"])))
+        else:
+            click.echo(f"{v['arch']} judge: worst class share {mc['worst_class_share']:.2%} (class "
+                       f"{mc['worst_class']})")
+        click.echo("  class shares: " + " ".join(f"{d}:{s:.1%}" for d, s in enumerate(mc["class_share"])))
+    for name, rate in report.get("judge_disagreement", {}).items():
+        click.echo(f"judges disagree on {rate:.2%} of the samples ({views[0]['name']} against {name})")
     mc = report["mode_coverage"]
-    click.echo("class shares: " + " ".join(f"{d}:{s:.1%}" for d, s in enumerate(mc["class_share"])))
     click.echo(f"worst class share {mc['worst_class_share']:.2%} (class {mc['worst_class']}); "
                f"precision {report['precision']:.3f} recall {report['recall']:.3f}; "
                f"memorized {report['memorization']['share']:.2%} (unseen data: "
                f"{report['memorization']['expected_if_not_copying']:.0%}); "
                f"Parzen {report['parzen']['mean']:.1f} +- {report['parzen']['stderr']:.1f}")
-    click.echo(f"grid: {report['grid']}")
-    write_json(json_path, report)
+    from gantool.train.quality import quality_bars
+
+    missed = quality_bars(report)
+    click.echo("bars: " + ("all met" if not missed else "missed: " + "; ".join(missed)))
+    click.echo(f"report: {report['output']}")
 
 
 @cli.group()
@@ -268,6 +300,9 @@ def judge() -> None:
 
 @judge.command("train")
 @click.option("--data-dir", type=click.Path(), default=None, help="folder with MNIST-layout IDX files")
+@click.option("--arch", type=click.Choice(JUDGE_ARCHS), default="cnn", show_default=True,
+              help="cnn (the primary judge: conv + max-pool) or resnet (the second: residual blocks, global "
+                   "average pooling), so that two judges err on different images")
 @click.option("--epochs", type=click.IntRange(min=1), default=6, show_default=True,
               help="passes over the training split")
 @click.option("--seed", type=SEED, default=0, show_default=True, help=SEED_HELP)
@@ -275,7 +310,7 @@ def judge() -> None:
               help="where to write the judge's weights (safetensors, config in the header)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="write its metrics (test accuracy overall and per class) here as JSON")
-def judge_train(data_dir: str | None, epochs: int, seed: int, output: str, json_path: str | None) -> None:
+def judge_train(data_dir: str | None, arch: str, epochs: int, seed: int, output: str, json_path: str | None) -> None:
     """Train a judge on a dataset's train split and report its test accuracy."""
     need_torch("judge train")
     from gantool.train.data import load_split
@@ -284,8 +319,36 @@ def judge_train(data_dir: str | None, epochs: int, seed: int, output: str, json_
     refuse_overwrite({"-o": output, "--json": json_path}, _inputs(data_dir))
     refuse_same_outputs({"-o": output, "--json": json_path})
     model, metrics = train_judge(load_split(data_dir, "train"), load_split(data_dir, "test"), epochs=epochs,
-                                 seed=seed, progress=sys.stdout.isatty())
+                                 seed=seed, progress=sys.stdout.isatty(), arch=arch)
     save_judge(output, model, metrics)
     worst = min(metrics["per_class_accuracy"])
-    click.echo(f"judge test accuracy {metrics['test_accuracy']:.4%} (worst class {worst:.4%}) -> {output}")
+    click.echo(f"judge ({arch}) test accuracy {metrics['test_accuracy']:.4%} (worst class {worst:.4%}) -> {output}")
+    click.echo("accuracy on " + ", ".join(f"{k.replace('_', ' ')} {v:.2%}" for k, v in metrics["robustness"].items()))
     write_json(json_path, metrics)
+
+
+@judge.command("list")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="write the table here as JSON (one object per judge)")
+def judge_list(json_path: str | None) -> None:
+    """The shipped judges and their accuracy on real, round-tripped (28->64->28) and blurred test digits."""
+    need_torch("judge list")
+    from gantool.train.judge import load_judges
+
+    rows = []
+    click.echo(f"{'judge':30} {'arch':6} {'params':>8} {'test':>7} {'worst':>7} {'64 trip':>7} {'blurred':>7}  data")
+    for j in load_judges():
+        m, rob = j.metrics, j.metrics.get("robustness", {})
+        row = {"name": j.name, "arch": j.judge.cfg.arch, "params": sum(p.numel() for p in j.judge.parameters()),
+               "test_accuracy": m.get("test_accuracy"), "worst_class": min(m.get("per_class_accuracy") or [0.0]),
+               "robustness": rob, "data_digest": j.judge.cfg.data_digest, "epochs": m.get("epochs")}
+        rows.append(row)
+        trip, blurred = (next((v for k, v in rob.items() if k.startswith(p)), None) for p in ("round_trip", "blurred"))
+        click.echo(f"{j.name:30} {row['arch']:6} {row['params']:>8,} {_pct(row['test_accuracy'])} "
+                   f"{_pct(row['worst_class'])} {_pct(trip)} {_pct(blurred)}  "
+                   f"{j.judge.cfg.dataset} {j.judge.cfg.data_digest[:12] or '(no digest)'}")
+    write_json(json_path, rows)
+
+
+def _pct(v: float | None) -> str:
+    return f"{'-':>7}" if v is None else f"{v:7.2%}"

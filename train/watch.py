@@ -1,0 +1,179 @@
+"""`gantool train --eval-every N`: FD-judge and label accuracy during training, and the best checkpoint.
+
+A GAN's last checkpoint is not its best (dcgan's FD rose again with more epochs), so every N steps
+the EMA generator is measured on a small sample against the fair reference of `gantool eval`, the
+row goes to eval.csv, the curve to eval.png, and the checkpoint of the lowest FD is kept as best.pt
+beside checkpoint.pt. The judge is a measurement only: nothing here feeds back into training, and
+nothing draws from the training RNG streams, so a run with --eval-every trains the same steps as
+one without.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gantool.errors import DataError, GantoolError
+from gantool.fileio import atomic_write_bytes
+from gantool.spec import ModelSpec
+from gantool.train.checkpoint import load_checkpoint, save_checkpoint
+from gantool.train.data import Split
+
+BEST_NAME = "best.pt"
+EVAL_LOG = "eval.csv"
+EVAL_PLOT = "eval.png"
+EVAL_FIELDS = ["step", "epoch", "fd_judge", "label_accuracy", "worst_class_share", "n", "best"]
+EVAL_SEED = 0  # the same z (and cycled labels) at every evaluation, so the curve moves with G alone
+
+
+@dataclass
+class WatchOptions:
+    every: int  # steps between evaluations (and the last step)
+    samples: int = 2000
+    judge_path: str | None = None  # None: the shipped primary judge, which must know the run's data
+
+
+class TrainingWatch:
+    """Rank 0's evaluator: the judge and the real-data reference are computed once, at the start."""
+
+    def __init__(self, spec: ModelSpec, train: Split, test: Split, opts: WatchOptions, out_dir: Path,
+                 device: str = "cpu") -> None:
+        from gantool.train.evaluate import prepare_real
+        from gantool.train.judge import check_judge_data, load_judge
+
+        self.spec, self.opts, self.out_dir = spec, opts, out_dir
+        self.judge, _ = load_judge(opts.judge_path)
+        if opts.judge_path is None:
+            check_judge_data(self.judge, train, "--eval-every")
+        if self.judge.cfg.num_classes != spec.num_classes:
+            raise GantoolError(f"the judge knows {self.judge.cfg.num_classes} classes but the model has "
+                               f"{spec.num_classes}.", note="pass --judge with one trained on this data.")
+        if train.info.image_size != self.judge.cfg.image_size:
+            raise DataError(f"the data holds {train.info.image_size}x{train.info.image_size} images, but the judge "
+                            f"compares {self.judge.cfg.image_size}x{self.judge.cfg.image_size} ones.",
+                            note="pass --judge with one trained on this data (gantool judge train).")
+        self.judge = self.judge.to(device)
+        few = Split(train.images[:opts.samples], train.labels[:opts.samples], train.info)  # FD needs no more
+        self.real = prepare_real(self.judge, few, test, n_floor=len(few.images), size=spec.image_size)
+        self.rows: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+
+    def start(self, resume_step: int | None) -> None:
+        """A new run starts an empty curve; a resumed one keeps its rows up to the checkpoint and its best."""
+        if resume_step is None and (self.out_dir / BEST_NAME).exists():
+            raise GantoolError(f"{self.out_dir} already holds {BEST_NAME} from another run; a new run would "
+                               f"replace it.", note="choose another -o/--output folder, or move it aside.")
+        self.rows = _kept_rows(self.out_dir / EVAL_LOG, resume_step)
+        self.best = _best_so_far(self.out_dir / BEST_NAME) if resume_step is not None else None
+
+    def measure(self, sampler: torch.nn.Module) -> dict[str, float]:
+        """FD-judge (fair reference), label accuracy and the worst class share of opts.samples images."""
+        import numpy as np
+
+        from gantool.train.evaluate import frechet_distance, generate, judge_outputs
+
+        was_training = sampler.training
+        sampler.eval()
+        try:
+            x, labels = generate(sampler, self.spec, self.opts.samples, EVAL_SEED)
+        finally:
+            sampler.train(was_training)
+        if not bool(torch.isfinite(x).all()):
+            return {"fd_judge": float("nan"), "label_accuracy": float("nan"), "worst_class_share": 0.0}
+        feats, preds = judge_outputs(self.judge, x)
+        share = np.bincount(preds, minlength=self.judge.cfg.num_classes) / len(preds)
+        return {"fd_judge": frechet_distance(feats, self.real.test_feats),
+                "label_accuracy": float((preds == labels).mean()) if labels is not None else float("nan"),
+                "worst_class_share": float(share.min())}
+
+    def record(self, step: int, epoch: float, sampler: torch.nn.Module, state: dict[str, Any]) -> dict[str, Any]:
+        """Measure, keep the checkpoint as best.pt if its FD is the lowest so far, log the row and plot.
+
+        best.pt holds its own measurement ("best_eval"), written in the same atomic file, so a resumed
+        run knows the FD to beat without trusting the log."""
+        ev = self.measure(sampler)
+        fd = ev["fd_judge"]
+        is_best = fd == fd and (self.best is None or fd < self.best["fd_judge"])  # NaN is never best
+        row = {"step": step, "epoch": round(epoch, 4), **ev, "n": self.opts.samples, "best": int(is_best)}
+        if is_best:
+            self.best = row
+            save_checkpoint(self.out_dir / BEST_NAME, {**state, "best_eval": row})
+        self.rows.append(row)
+        _write_rows(self.out_dir / EVAL_LOG, self.rows)
+        plot_curve(self.rows, self.out_dir / EVAL_PLOT, self.spec.arch, self.real.reference)
+        return row
+
+
+def _kept_rows(path: Path, resume_step: int | None) -> list[dict[str, Any]]:
+    """eval.csv's rows up to the checkpoint a resumed run starts from (later ones will be redone)."""
+    if resume_step is None or not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="") as f:
+        for r in csv.DictReader(f):
+            try:
+                row = {"step": int(r["step"]), "epoch": float(r["epoch"]), "fd_judge": float(r["fd_judge"]),
+                       "label_accuracy": float(r["label_accuracy"]),
+                       "worst_class_share": float(r["worst_class_share"]), "n": int(r["n"]), "best": int(r["best"])}
+            except (KeyError, TypeError, ValueError):
+                break  # a row cut short by a kill
+            if row["step"] <= resume_step:
+                rows.append(row)
+    return rows
+
+
+def _best_so_far(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    best = load_checkpoint(path).get("best_eval")
+    if not isinstance(best, dict) or not isinstance(best.get("fd_judge"), float):
+        raise GantoolError(f"{path}: holds no best_eval record; it was not written by --eval-every.",
+                           note="move it aside to start a new best from this run.")
+    return best
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, EVAL_FIELDS)
+    writer.writeheader()
+    writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()} for r in rows)
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def plot_curve(rows: list[dict[str, Any]], path: Path, model: str, reference: str) -> None:
+    """FD-judge against steps (log scale), the best marked, label accuracy on a second axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r["step"] for r in rows]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    ax.plot(steps, [r["fd_judge"] for r in rows], "o-", color="tab:blue", ms=3, label="FD-judge")
+    best = [r for r in rows if r["best"]]
+    if best:
+        ax.plot(best[-1]["step"], best[-1]["fd_judge"], "*", color="tab:red", ms=12,
+                label=f"best: {best[-1]['fd_judge']:.1f} at step {best[-1]['step']}")
+    if all(r["fd_judge"] > 0 for r in rows):
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(f"FD-judge ({rows[-1]['n'] if rows else 0} samples)")
+    ax.grid(alpha=0.3)
+    if any(r["label_accuracy"] == r["label_accuracy"] for r in rows):  # conditional: not all NaN
+        ax2 = ax.twinx()
+        ax2.plot(steps, [100 * r["label_accuracy"] for r in rows], "s--", color="tab:green", ms=3,
+                 label="label accuracy")
+        ax2.set_ylabel("label accuracy (%)")
+        ax2.legend(loc="upper center", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"{model}: against {reference}", fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
