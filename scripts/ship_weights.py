@@ -14,7 +14,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from gantool.export.run import run_export  # scripts are the top layer: they may use every part of gantool
+from gantool.export.run import (
+    run_export,  # scripts are the top layer: they may use every part of gantool
+)
 from gantool.fileio import atomic_write_bytes
 from gantool.paths import SHIPPED_ONNX, shipped_onnx
 from gantool.train.checkpoint import load_checkpoint, spec_and_recipe
@@ -22,7 +24,12 @@ from gantool.train.data import load_split
 from gantool.train.evaluate import evaluate_model
 from gantool.train.precision import TrainPrecision
 from gantool.train.quality import quality_bars
-from gantool.train.shipped import MNIST_ATTRIBUTION, read_shipped, shipped_path, write_shipped
+from gantool.train.shipped import (
+    MNIST_ATTRIBUTION,
+    read_shipped,
+    shipped_path,
+    write_shipped,
+)
 from gantool.train.zoo import ZOO
 
 

@@ -442,8 +442,7 @@ class RunOutputs:
             row = self.watch.record(t.step_count, t.step_count / t.steps_per_epoch, t.sampler(), state)
             best = self.watch.best or row
             line = (f"eval step {row['step']}: FD-judge {row['fd_judge']:.2f}"
-                    + (f", label accuracy {row['label_accuracy']:.2%}" if row["label_accuracy"] == row["label_accuracy"]
-                       else "") + f" (best {best['fd_judge']:.2f} at step {best['step']})")
+                    + (f", label accuracy {row['label_accuracy']:.2%}" if self.trainer.spec.conditional else "") + f" (best {best['fd_judge']:.2f} at step {best['step']})")
             if self.bar is not None:
                 self.bar.write(line)
             else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ class TrainingWatch:
         run knows the FD to beat without trusting the log."""
         ev = self.measure(sampler)
         fd = ev["fd_judge"]
-        is_best = fd == fd and (self.best is None or fd < self.best["fd_judge"])  # NaN is never best
+        is_best = not math.isnan(fd) and (self.best is None or fd < self.best["fd_judge"])
         row = {"step": step, "epoch": round(epoch, 4), **ev, "n": self.opts.samples, "best": int(is_best)}
         if is_best:
             self.best = row
@@ -164,7 +165,7 @@ def plot_curve(rows: list[dict[str, Any]], path: Path, model: str, reference: st
     ax.set_xlabel("step")
     ax.set_ylabel(f"FD-judge ({rows[-1]['n'] if rows else 0} samples)")
     ax.grid(alpha=0.3)
-    if any(r["label_accuracy"] == r["label_accuracy"] for r in rows):  # conditional: not all NaN
+    if any(not math.isnan(r["label_accuracy"]) for r in rows):  # conditional models only
         ax2 = ax.twinx()
         ax2.plot(steps, [100 * r["label_accuracy"] for r in rows], "s--", color="tab:green", ms=3,
                  label="label accuracy")

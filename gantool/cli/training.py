@@ -21,7 +21,13 @@ from gantool.errors import GantoolError
 from gantool.fileio import refuse_overwrite, same_file
 from gantool.noise import MAX_SEED
 from gantool.spec import ZOO_NAMES
-from gantool.train.limits import JUDGE_ARCHS, MAX_EVAL_SAMPLES, MAX_MLP_IMAGE_SIZE, MIN_EVAL_SAMPLES, README_EVAL_SAMPLES
+from gantool.train.limits import (
+    JUDGE_ARCHS,
+    MAX_EVAL_SAMPLES,
+    MAX_MLP_IMAGE_SIZE,
+    MIN_EVAL_SAMPLES,
+    README_EVAL_SAMPLES,
+)
 from gantool.train.precision import TRAIN_PRECISIONS
 from gantool.train.recipe import Recipe
 
@@ -309,7 +315,7 @@ def judge() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="judge.safetensors", show_default=True,
               help="where to write the judge's weights (safetensors, config in the header)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
-              help="write its metrics (test accuracy overall and per class) here as JSON")
+              help="write its metrics (test accuracy overall and per class, and on round-tripped and blurred digits) here as JSON")
 def judge_train(data_dir: str | None, arch: str, epochs: int, seed: int, output: str, json_path: str | None) -> None:
     """Train a judge on a dataset's train split and report its test accuracy."""
     need_torch("judge train")

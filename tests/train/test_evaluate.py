@@ -7,13 +7,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gantool.cli import main
 from gantool.spec import ModelSpec
 from gantool.train.data import load_split
-from gantool.train.evaluate import (evaluate, frechet_distance, memorization, parzen_log_likelihood,
-                                    precision_recall, prepare_real)
-from gantool.train.judge import load_judge, to_unit
+from gantool.train.evaluate import (
+    evaluate,
+    frechet_distance,
+    memorization,
+    parzen_log_likelihood,
+    precision_recall,
+    prepare_real,
+)
+from gantool.train.judge import SHIPPED_JUDGES, load_judge, to_unit
 
 
 def test_frechet_distance_of_shifted_gaussians_is_the_squared_shift():
@@ -96,28 +103,90 @@ def test_label_accuracy_is_per_requested_digit(real_and_judge):
     assert right["fd_judge"]["value"] < right["fd_judge"]["blurred_test_sigma2"]
 
 
-def test_eval_cli_on_a_checkpoint(capsys, tmp_path, small_mnist):
+def test_eval_cli_on_a_checkpoint_under_two_judges(capsys, tmp_path, small_mnist):
     run = tmp_path / "run"
     assert main(["train", "--model", "cwgan", "--data-dir", str(small_mnist), "-o", str(run), "--batch-size", "16",
                  "--max-steps", "2"]) == 0
+    # small_mnist is not the judges' data: naming them is how a user says "measure it anyway"
     code = main(["eval", "--model", str(run / "checkpoint.pt"), "--n", "500", "--data-dir", str(small_mnist),
-                 "-o", str(tmp_path / "grid.png"), "--json", str(tmp_path / "e.json")])
+                 "--judge", str(SHIPPED_JUDGES["cnn"]), "--judge", str(SHIPPED_JUDGES["resnet"]),
+                 "-o", str(tmp_path / "report.png"), "--json", str(tmp_path / "e.json")])
     out, err = capsys.readouterr()
     assert code == 0, err
     r = json.loads((tmp_path / "e.json").read_text())
     for key in ("fd_judge", "label_accuracy", "mode_coverage", "precision", "recall", "memorization", "parzen"):
         assert key in r
     assert r["fd_judge"]["ci95"][0] <= r["fd_judge"]["value"] <= r["fd_judge"]["ci95"][1]
-    assert (tmp_path / "grid.png").exists() and "FD-judge" in out
+    assert [(v["name"], v["arch"]) for v in r["judges"]] == [("judge-mnist.safetensors", "cnn"),
+                                                             ("judge-mnist-resnet.safetensors", "resnet")]
+    assert r["judges"][0]["label_accuracy"] == r["label_accuracy"]  # the top-level figures are the primary's
+    for v in r["judges"]:
+        assert len(v["label_accuracy"]["per_class"]) == 10 and 0.95 < v["reference_accuracy"] <= 1
+    assert 0 <= r["judge_disagreement"]["judge-mnist-resnet.safetensors"] <= 1
+    with Image.open(tmp_path / "report.png") as im:
+        assert im.format == "PNG" and im.size[0] > im.size[1] > 400  # grid beside the charts
     lines = out.splitlines()
     lines = lines[next(i for i, ln in enumerate(lines) if ln.startswith("cwgan: n ")):]  # after train's output
     # the summary says what was measured, and how, before the figures
-    assert lines[0] == "cwgan: n 500, seed 0, judge shipped (judge-mnist.safetensors)" and r["judge"] in lines[0]
+    assert lines[0] == ("cwgan: n 500, seed 0, judges judge-mnist.safetensors (cnn), judge-mnist-resnet.safetensors "
+                        "(resnet); FD in the first one")
     assert "against the raw test split" in lines[1]  # a 28x28 model: the raw split is its fair reference
-    digits = next(ln for ln in lines if ln.startswith("  per digit: ")).split()[2:]
-    assert [d.split(":")[0] for d in digits] == [str(c) for c in range(10)]
-    assert next(ln for ln in lines if ln.startswith("class shares: 0:"))
+    for arch in ("cnn", "resnet"):
+        i = next(i for i, ln in enumerate(lines) if ln.startswith(f"{arch} judge: label accuracy"))
+        assert [d.split(":")[0] for d in lines[i + 1].split()[2:]] == [str(c) for c in range(10)]
+        assert lines[i + 2].startswith("  class shares: 0:")
+    assert any(ln.startswith("judges disagree on ") for ln in lines)
+    assert next(ln for ln in lines if ln.startswith("bars: missed: FD-judge"))  # two steps meet no bar
     assert "n 500 < 10,000: the figures will differ from the README's table" in err
+
+
+def test_eval_refuses_data_the_shipped_judges_do_not_know(capsys, tmp_path, small_mnist):
+    """Another dataset in MNIST's layout (here a subset) is refused with the command that makes its judge;
+    the user may still name a judge and measure anyway (the test above)."""
+    code = main(["eval", "--model", "cgan", "--n", "100", "--data-dir", str(small_mnist), "-o", str(tmp_path / "r.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "gantool judge train --data-dir" in err
+    assert "not the data the cnn judge was trained on" in err and not (tmp_path / "r.png").exists()
+
+
+def test_judge_disagreement_counts_the_samples_two_judges_class_differently(small_mnist):
+    """The primary against itself disagrees nowhere; against a copy whose classes are shifted by one
+    (it calls every k a k+1), on every sample."""
+    import copy
+
+    from gantool.train.zoo import MNIST_INFO, build_models, build_spec
+
+    spec = build_spec("cgan", MNIST_INFO)
+    g = build_models(spec).generator
+    judge, _ = load_judge()
+    real = prepare_real(judge, load_split(small_mnist, "train"), load_split(small_mnist, "test"), n_floor=500)
+    shifted = copy.deepcopy(judge)
+    last = shifted.head[-1]
+    last.weight.data, last.bias.data = last.weight.data.roll(1, 0), last.bias.data.roll(1, 0)
+    r = evaluate(g, spec, judge, real, n=500, bootstrap=2, others=[("same", judge), ("shifted", shifted)])
+    assert r["judge_disagreement"] == {"same": 0.0, "shifted": 1.0}
+    assert [v["name"] for v in r["judges"]] == ["primary", "same", "shifted"]
+    assert r["judges"][1]["label_accuracy"] == r["label_accuracy"]
+    primary, moved = (np.array(r["judges"][i]["mode_coverage"]["class_share"]) for i in (0, 2))
+    np.testing.assert_allclose(np.roll(primary, 1), moved)  # its histogram is the primary's, moved by one
+
+
+def test_quality_bars_hold_under_every_judge():
+    """A bar met by the primary judge but missed by the second is missed."""
+    from gantool.train.quality import quality_bars
+
+    def view(arch, acc, share):
+        return {"arch": arch, "label_accuracy": {"overall": acc, "per_class": [acc] * 10},
+                "mode_coverage": {"worst_class_share": share}}
+
+    ev = {"model": "cdcgan", "fd_judge": {"value": 9.0}, "recall": 0.6, "memorization": {"share": 0.05},
+          "judges": [view("cnn", 0.99, 0.09), view("resnet", 0.99, 0.09)]}
+    assert quality_bars(ev) == []
+    ev["judges"][1] = view("resnet", 0.98, 0.05)
+    assert quality_bars(ev) == ["label accuracy 98.00% < 98.5% (resnet judge)",
+                                "worst class share 5.00% < 6% (resnet judge)"]
+    ev.update(fd_judge={"value": 10.5}, recall=0.4, memorization={"share": 0.07}, judges=ev["judges"][:1])
+    assert quality_bars(ev) == ["FD-judge 10.5 > 10", "recall 0.400 < 0.5", "memorized 7.00% > 6%"]
 
 
 def test_eval_of_a_zoo_name_without_shipped_weights_is_one_clear_error(capsys, tmp_path, monkeypatch):
