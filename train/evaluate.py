@@ -201,15 +201,15 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
         "blurred_test_sigma2": frechet_distance(judge_outputs(judge, blur(test_x, BLUR_SIGMA))[0], real.test_feats),
         "uniform_noise": frechet_distance(judge_outputs(judge, noise)[0], real.test_feats),
     }
-    views = [_verdict(name, j, preds if j is judge else judge_outputs(j, x)[1], labels, test_x, real.test_labels)
-             for name, j in [(judge_name, judge), *others]]
+    verdicts = [(name, j, judge_outputs(j, x)[1]) for name, j in others]
+    views = [_verdict(name, j, p, labels, test_x, real.test_labels) for name, j, p in [(judge_name, judge, preds),
+                                                                                        *verdicts]]
     report["mode_coverage"] = views[0]["mode_coverage"]
     if labels is not None:
         report["label_accuracy"] = views[0]["label_accuracy"]
     report["judges"] = views
     if others:  # share of samples that a second judge puts in another class than the primary does
-        report["judge_disagreement"] = {v["name"]: float((v.pop("_preds") != preds).mean()) for v in views[1:]}
-    views[0].pop("_preds")
+        report["judge_disagreement"] = {name: float((p != preds).mean()) for name, _, p in verdicts}
     progress("precision/recall")
     m = min(n, len(real.test_feats))
     report["precision"], report["recall"] = precision_recall(feats[:m], real.test_feats[:m])
@@ -234,7 +234,7 @@ def _verdict(name: str, judge: Judge, preds: np.ndarray, labels: np.ndarray | No
     k = judge.cfg.num_classes
     hist = np.bincount(preds, minlength=k) / len(preds)
     view: dict[str, Any] = {
-        "name": name, "arch": judge.cfg.arch, "_preds": preds,
+        "name": name, "arch": judge.cfg.arch,
         "mode_coverage": {"class_share": hist.tolist(), "worst_class": int(hist.argmin()),
                           "worst_class_share": float(hist.min())},
         "reference_accuracy": float((judge_outputs(judge, real_x)[1] == real_labels).mean())}

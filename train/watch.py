@@ -49,6 +49,7 @@ class TrainingWatch:
 
         self.spec, self.opts, self.out_dir = spec, opts, out_dir
         self.judge, _ = load_judge(opts.judge_path)
+        self.judge_name = Path(opts.judge_path).name if opts.judge_path else "the shipped primary judge"
         if opts.judge_path is None:
             check_judge_data(self.judge, train, "--eval-every")
         if self.judge.cfg.num_classes != spec.num_classes:
@@ -71,6 +72,13 @@ class TrainingWatch:
                                f"replace it.", note="choose another -o/--output folder, or move it aside.")
         self.rows = _kept_rows(self.out_dir / EVAL_LOG, resume_step)
         self.best = _best_so_far(self.out_dir / BEST_NAME) if resume_step is not None else None
+        if self.best is not None and (self.best.get("n") != self.opts.samples
+                                      or self.best.get("judge", self.judge_name) != self.judge_name):
+            raise GantoolError(f"the run's best.pt was measured on {self.best.get('n')} samples by "
+                               f"{self.best.get('judge')}; this resume measures {self.opts.samples} by "
+                               f"{self.judge_name}, and their FDs do not compare.",
+                               note=f"resume with --eval-samples {self.best.get('n')} and the same --judge, or move "
+                                    f"{BEST_NAME} aside to start a new best.")
 
     def measure(self, sampler: torch.nn.Module) -> dict[str, float]:
         """FD-judge (fair reference), label accuracy and the worst class share of opts.samples images."""
@@ -102,8 +110,8 @@ class TrainingWatch:
         is_best = not math.isnan(fd) and (self.best is None or fd < self.best["fd_judge"])
         row = {"step": step, "epoch": round(epoch, 4), **ev, "n": self.opts.samples, "best": int(is_best)}
         if is_best:
-            self.best = row
-            save_checkpoint(self.out_dir / BEST_NAME, {**state, "best_eval": row})
+            self.best = {**row, "judge": self.judge_name}
+            save_checkpoint(self.out_dir / BEST_NAME, {**state, "best_eval": self.best})
         self.rows.append(row)
         _write_rows(self.out_dir / EVAL_LOG, self.rows)
         plot_curve(self.rows, self.out_dir / EVAL_PLOT, self.spec.arch, self.real.reference)

@@ -74,3 +74,16 @@ def test_eval_every_refuses_before_training_what_it_cannot_measure(capsys, tmp_p
                  "--eval-samples", "100"]) == 1
     err = capsys.readouterr().err
     assert "--eval-samples applies to --eval-every only" in err and not (tmp_path / "b").exists()
+
+
+def test_a_resume_that_would_measure_differently_is_refused(capsys, tmp_path, small_mnist):
+    """FD on another sample size (or by another judge) does not compare with the best so far."""
+    run = tmp_path / "run"
+    _train(run, small_mnist, "--max-steps", "2", *WATCH)
+    before = (run / "best.pt").read_bytes()
+    other = ["--eval-every", "2", "--eval-samples", "200", "--judge", str(SHIPPED_JUDGE)]
+    assert main(["train", *TINY, "--data-dir", str(small_mnist), "-o", str(run), "--max-steps", "4", "--resume",
+                 *other]) == 1
+    err = capsys.readouterr().err
+    assert "measured on 100 samples" in err and "--eval-samples 100" in err
+    assert (run / "best.pt").read_bytes() == before and load_checkpoint(run / "checkpoint.pt")["step"] == 2
