@@ -56,6 +56,13 @@ def recorded_machine(ckpt: dict) -> str:
     return f"{m.get('cpus')} x {m.get('cpu_model')} ({flags}){', GPU ' + m['gpu'] if m.get('gpu') else ''}"
 
 
+def _precision(card: dict) -> str:
+    p = card.get("precision")
+    if p is None:  # trained before gantool recorded it: every such run was fp32
+        return "fp32 (trained before the precision was recorded)"
+    return f"{p['name']}{' channels_last' if p['channels_last'] else ''} ({p['reason']})"
+
+
 def card_markdown(name: str, card: dict) -> str:
     ev = card["eval"]
     missed = quality_bars(ev)
@@ -67,8 +74,7 @@ def card_markdown(name: str, card: dict) -> str:
         f"CPU time {card['cpu_hours']:.2f} core-hours on {card['machine']}",
         f"- Code: gantool {card['gantool_version']}, trained at commit {card['commit']}",
         f"- Recipe: {json.dumps(card['recipe'])}",
-        f"- Training precision: {card['precision']['name']}"
-        f"{' channels_last' if card['precision']['channels_last'] else ''} ({card['precision']['reason']})"
+        f"- Training precision: {_precision(card)}"
         + (f", {card['world_size']} processes (torchrun)" if card.get("world_size", 1) > 1 else ""),
         f"- Quality tricks used: {card['tricks']}",
         "- Weights: EMA generator, stored in fp16 (the fp16 model is what was evaluated)",

@@ -24,6 +24,7 @@ from gantool.train.recipe import Recipe
 
 CHECKPOINT_SCHEMA_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"  # --eval-every's lowest-FD checkpoint, beside the last (train/watch.py)
 
 
 def run_checkpoint(run_dir: Path) -> Path:

@@ -90,6 +90,11 @@ def resolve_data_dir(data_dir: str | os.PathLike | None, download: bool = True) 
     return DEFAULT_CACHE
 
 
+def shown_dir(data_dir: str | os.PathLike | None) -> str:
+    """The data folder as a user would type it in a command that a message suggests."""
+    return str(data_dir) if data_dir is not None else str(resolve_data_dir(None, download=False))
+
+
 def _download_mnist(root: Path) -> None:
     try:
         from torchvision.datasets import MNIST

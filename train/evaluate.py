@@ -76,7 +76,7 @@ def bootstrap_fd(fake: np.ndarray, real: np.ndarray, rounds: int, seed: int) -> 
     rng = np.random.Generator(np.random.PCG64(seed))
     values = [frechet_distance(fake[rng.integers(0, len(fake), len(fake))], real) for _ in range(rounds)]
     fd, sd = frechet_distance(fake, real), float(np.std(values, ddof=1))
-    return fd - 1.96 * sd, fd + 1.96 * sd
+    return max(0.0, fd - 1.96 * sd), fd + 1.96 * sd  # a distance: never below zero
 
 
 def _knn_radius(x: torch.Tensor, k: int, chunk: int = 2000) -> torch.Tensor:
@@ -255,9 +255,10 @@ def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | Non
     judges run there, the metrics on the CPU.
     """
     from gantool.train.checkpoint import load_generator
-    from gantool.train.data import load_split
+    from gantool.train.data import load_split, shown_dir
     from gantool.train.judge import check_judge_data, load_judges
     from gantool.train.loop import resolve_device, sample_grid
+    from gantool.train.quality import quality_bars
     from gantool.train.report import save_report
 
     check_eval_size(n)
@@ -269,7 +270,7 @@ def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | Non
     for j in judges:
         _check_fits(j.judge, spec, (train_split, test_split))
         if j.shipped:
-            check_judge_data(j.judge, train_split, "gantool eval")
+            check_judge_data(j.judge, (train_split, test_split), "gantool eval", shown_dir(data_dir))
     g = g.to(device)
     for j in judges:
         j.judge = j.judge.to(device)
@@ -296,6 +297,8 @@ def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | Non
     report["output"] = str(output)
     report["checkpoint"] = str(model)
     report["judge"] = primary.name + (" (shipped)" if primary.shipped else "")
+    # the bars are set in the shipped judges' units (FD in the primary's features): other judges, no verdict
+    report["bars"] = {"missed": quality_bars(report)} if primary.shipped else None
     return report
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from gantool.errors import CheckpointError, DataError, GantoolError
 from gantool.fileio import atomic_write_bytes
 from gantool.train.data import Split
-from gantool.train.limits import JUDGE_ARCHS, check_seed
+from gantool.train.limits import JUDGE_ARCHS, JUDGE_EPOCHS, check_seed
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ _WEIGHTS = resources.files("gantool") / "weights"
 SHIPPED_JUDGES = {"cnn": Path(str(_WEIGHTS / "judge-mnist.safetensors")),
                   "resnet": Path(str(_WEIGHTS / "judge-mnist-resnet.safetensors"))}
 SHIPPED_JUDGE = SHIPPED_JUDGES["cnn"]
+MAX_JUDGES = 2
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class JudgeConfig:
     dataset: str = "mnist"
     schema_version: int = JUDGE_SCHEMA_VERSION
     arch: str = "cnn"  # one of JUDGE_ARCHS
-    data_digest: str = ""  # train.data.array_digest of the training split it learned ("": not recorded)
+    data_digest: str = ""  # Split.digest() of the training split it learned ("": not recorded)
+    test_digest: str = ""  # and of the test split it was measured on, which eval's reference is
 
 
 def _cnn_body(cfg: JudgeConfig) -> nn.Sequential:
@@ -175,32 +177,36 @@ def robustness(judge: Judge, test: Split) -> dict[str, float]:
             f"blurred_sigma{BLUR_SIGMA:g}": accuracy(judge, test, blur(real, BLUR_SIGMA))[0]}
 
 
-def check_judge_data(judge: Judge, train: Split, source: str) -> None:
+def check_judge_data(judge: Judge, splits: Sequence[Split], source: str, where: str) -> None:
     """A judge scores only the data it learned: another dataset's numbers would be meaningless (an
     MNIST judge on another 10-class IDX set reports a worst class share of 0%). Compared by the
-    decoded arrays' digest, so a gzipped and an unpacked copy of one dataset pass."""
-    want = judge.cfg.data_digest
-    if want and train.digest() != want:
-        raise DataError(f"the training split of {train.info.name} is not the data the {judge.cfg.arch} judge was "
-                        f"trained on (its arrays' digest {train.digest()[:12]}, the judge's {want[:12]}); "
-                        f"{source} would measure with a judge that does not know these images.",
-                        note="train one on it: gantool judge train --data-dir DIR -o judge.safetensors, then pass "
-                             "--judge judge.safetensors.")
+    decoded arrays' digests (train, then test), so a gzipped and an unpacked copy of one dataset pass."""
+    for split, want in zip(splits, (judge.cfg.data_digest, judge.cfg.test_digest)):
+        got = split.digest()
+        if want and got != want:
+            kind = "training" if want == judge.cfg.data_digest else "test"
+            raise DataError(f"the {kind} split in {where} is not the data the {judge.cfg.arch} judge was trained and "
+                            f"tested on (its arrays' digest {got[:12]}, the judge's {want[:12]}); {source} would "
+                            f"measure with a judge that does not know these images.",
+                            note=f"train one on it: gantool judge train --data-dir {where} -o judge.safetensors, "
+                                 f"then pass --judge judge.safetensors.")
 
 
-def train_judge(train: Split, test: Split, epochs: int = 6, batch_size: int = 128, seed: int = 0,
+def train_judge(train: Split, test: Split, epochs: int | None = None, batch_size: int = 128, seed: int = 0,
                 progress: bool = False, arch: str = "cnn") -> tuple[Judge, dict[str, Any]]:
-    """Train a judge on `train` and measure it on `test`; a tqdm bar when progress, log lines otherwise."""
+    """Train a judge on `train` and measure it on `test`; a tqdm bar when progress, log lines otherwise.
+    epochs: None for the architecture's own (limits.JUDGE_EPOCHS)."""
     check_seed(seed)
     if arch not in JUDGE_BODIES:
         raise GantoolError(f"unknown judge architecture {arch!r}; allowed: {', '.join(JUDGE_ARCHS)}.")
+    epochs = JUDGE_EPOCHS[arch] if epochs is None else epochs
     if len(train.images) < batch_size:
         raise DataError(f"the training split holds {len(train.images)} images, fewer than one batch of the judge's "
                         f"training ({batch_size}); allowed: at least {batch_size} images.")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     cfg = JudgeConfig(num_classes=train.info.num_classes, image_size=train.info.image_size, dataset=train.info.name,
-                      arch=arch, width=JUDGE_WIDTHS[arch], data_digest=train.digest())
+                      arch=arch, width=JUDGE_WIDTHS[arch], data_digest=train.digest(), test_digest=test.digest())
     judge = Judge(cfg)
     opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
     steps = epochs * (len(train.images) // batch_size)
@@ -254,6 +260,13 @@ class NamedJudge:
 
 def load_judges(paths: Sequence[str | Path] = ()) -> list[NamedJudge]:
     """The judges of one evaluation, primary first: those given, or the shipped ones."""
+    from gantool.fileio import same_file
+
+    if len(paths) > MAX_JUDGES:
+        raise GantoolError(f"--judge was given {len(paths)} times; allowed: at most {MAX_JUDGES} (a primary judge, "
+                           f"whose features FD uses, and a second).")
+    if len(paths) == 2 and same_file(paths[0], paths[1]):
+        raise GantoolError(f"--judge names {paths[0]} twice; a second judge must be another one.")
     shipped = not paths
     chosen = list(SHIPPED_JUDGES.values()) if shipped else [Path(p) for p in paths]
     return [NamedJudge(Path(p).name, *load_judge(p), shipped=shipped) for p in chosen]
@@ -276,7 +289,7 @@ def load_judge(path: str | Path | None = None) -> tuple[Judge, dict[str, Any]]:
            or not isinstance(getattr(cfg, k), int) or not low <= getattr(cfg, k) <= 4096]
     if cfg.arch not in JUDGE_BODIES:
         bad.append(f"arch={cfg.arch!r}")
-    if bad or not isinstance(cfg.dataset, str) or not isinstance(cfg.data_digest, str):
+    if bad or not all(isinstance(v, str) for v in (cfg.dataset, cfg.data_digest, cfg.test_digest)):
         raise CheckpointError(f"{path}: its judge config has invalid fields ({', '.join(bad) or 'dataset'}); "
                               f"allowed: integers up to 4096 (image_size >= 4), arch one of "
                               f"{', '.join(JUDGE_ARCHS)}, a dataset name and digest.")

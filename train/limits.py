@@ -22,6 +22,7 @@ MAX_MLP_IMAGE_SIZE = 256
 
 # `gantool judge train --arch`: the judge architectures (train/judge.py builds one body per name).
 JUDGE_ARCHS = ("cnn", "resnet")
+JUDGE_EPOCHS = {"cnn": 6, "resnet": 8}  # what each shipped judge trained for (the ResNet learns more slowly)
 
 
 def _is_int(v: Any) -> bool:

@@ -32,6 +32,7 @@ from gantool.noise import make_noise
 from gantool.spec import ModelSpec
 from gantool.train import losses
 from gantool.train.checkpoint import (
+    BEST_NAME,
     CHECKPOINT_NAME,
     load_checkpoint,
     load_weights,
@@ -465,6 +466,9 @@ def _prepare_run_dir(trainer: Trainer, opts: RunOptions, resume_state: dict[str,
     elif ckpt_path.exists():
         raise GantoolError(f"{opts.out_dir} already holds a training run ({CHECKPOINT_NAME}).",
                            note="pass --resume to continue it, or choose another -o/--output folder.")
+    elif (opts.out_dir / BEST_NAME).exists():  # another run's best: a new run's --eval-every would replace it
+        raise GantoolError(f"{opts.out_dir} already holds {BEST_NAME} from another run; a new run here would "
+                           f"replace it.", note="choose another -o/--output folder, or move it aside.")
     if trainer.world.is_main:
         (opts.out_dir / "samples").mkdir(parents=True, exist_ok=True)
 
@@ -478,7 +482,7 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
     """
     _prepare_run_dir(trainer, opts, resume_state)
     if watch is not None:
-        watch.start(trainer.step_count if opts.resume else None)
+        watch.start(trainer.step_count if opts.resume else None, trainer.spec, trainer.seed)
     jobs = f"; {trainer.world.size} processes" if trainer.world.active else ""
     log.info("precision: %s%s", describe(trainer.precision, trainer.device, convolutional(trainer.spec.arch),
                                           opts.resume), jobs)

@@ -14,7 +14,7 @@ from gantool.train.checkpoint import (
     run_checkpoint,
     spec_and_recipe,
 )
-from gantool.train.data import Split, load_split
+from gantool.train.data import Split, load_split, shown_dir
 from gantool.train.distributed import check_world, start, stop, world_from_env
 from gantool.train.limits import check_seed
 from gantool.train.loop import RunOptions, Trainer, TrainResult, resolve_device, train
@@ -152,7 +152,8 @@ def _watch(req: TrainRequest, spec: ModelSpec, split: Split, device: str) -> Tra
     opts = WatchOptions(every=req.run.eval_every, judge_path=req.judge)
     if req.eval_samples is not None:
         opts.samples = check_eval_size(req.eval_samples, "--eval-samples")
-    return TrainingWatch(spec, split, load_split(req.data_dir, "test"), opts, req.run.out_dir, device)
+    return TrainingWatch(spec, split, load_split(req.data_dir, "test"), opts, req.run.out_dir, device,
+                         shown_dir(req.data_dir))
 
 
 def _same_run(model: str, arch: str, checkpoint: Path) -> None:

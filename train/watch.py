@@ -22,10 +22,9 @@ import torch
 from gantool.errors import DataError, GantoolError
 from gantool.fileio import atomic_write_bytes
 from gantool.spec import ModelSpec
-from gantool.train.checkpoint import load_checkpoint, save_checkpoint
+from gantool.train.checkpoint import BEST_NAME, load_checkpoint, save_checkpoint
 from gantool.train.data import Split
 
-BEST_NAME = "best.pt"
 EVAL_LOG = "eval.csv"
 EVAL_PLOT = "eval.png"
 EVAL_FIELDS = ["step", "epoch", "fd_judge", "label_accuracy", "worst_class_share", "n", "best"]
@@ -43,7 +42,8 @@ class TrainingWatch:
     """Rank 0's evaluator: the judge and the real-data reference are computed once, at the start."""
 
     def __init__(self, spec: ModelSpec, train: Split, test: Split, opts: WatchOptions, out_dir: Path,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", where: str = "DIR") -> None:
+        """where: the data folder, for the command that a refusal suggests."""
         from gantool.train.evaluate import prepare_real
         from gantool.train.judge import check_judge_data, load_judge
 
@@ -51,7 +51,7 @@ class TrainingWatch:
         self.judge, _ = load_judge(opts.judge_path)
         self.judge_name = Path(opts.judge_path).name if opts.judge_path else "the shipped primary judge"
         if opts.judge_path is None:
-            check_judge_data(self.judge, train, "--eval-every")
+            check_judge_data(self.judge, (train, test), "--eval-every", where)
         if self.judge.cfg.num_classes != spec.num_classes:
             raise GantoolError(f"the judge knows {self.judge.cfg.num_classes} classes but the model has "
                                f"{spec.num_classes}.", note="pass --judge with one trained on this data.")
@@ -65,20 +65,29 @@ class TrainingWatch:
         self.rows: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
 
-    def start(self, resume_step: int | None) -> None:
-        """A new run starts an empty curve; a resumed one keeps its rows up to the checkpoint and its best."""
-        if resume_step is None and (self.out_dir / BEST_NAME).exists():
-            raise GantoolError(f"{self.out_dir} already holds {BEST_NAME} from another run; a new run would "
-                               f"replace it.", note="choose another -o/--output folder, or move it aside.")
+    def start(self, resume_step: int | None, spec: ModelSpec, seed: int) -> None:
+        """A new run starts an empty curve (the loop refuses a folder with another run's best.pt); a
+        resumed one keeps its rows up to the checkpoint, and its best, once that proves to be this run's."""
         self.rows = _kept_rows(self.out_dir / EVAL_LOG, resume_step)
-        self.best = _best_so_far(self.out_dir / BEST_NAME) if resume_step is not None else None
-        if self.best is not None and (self.best.get("n") != self.opts.samples
-                                      or self.best.get("judge", self.judge_name) != self.judge_name):
-            raise GantoolError(f"the run's best.pt was measured on {self.best.get('n')} samples by "
-                               f"{self.best.get('judge')}; this resume measures {self.opts.samples} by "
+        self.best = None
+        if resume_step is None or not (self.out_dir / BEST_NAME).is_file():
+            return
+        path = self.out_dir / BEST_NAME
+        kept = load_checkpoint(path)
+        best = kept.get("best_eval")
+        if not isinstance(best, dict) or not isinstance(best.get("fd_judge"), float):
+            raise GantoolError(f"{path}: holds no best_eval record; it was not written by --eval-every.",
+                               note="move it aside to start a new best from this run.")
+        if kept.get("spec") != spec.to_dict() or kept.get("seed") != seed or not best.get("step", 0) <= resume_step:
+            raise GantoolError(f"{path} is not from the run being resumed (another model, seed or a later step).",
+                               note="move it aside to start a new best from this run.")
+        if best.get("n") != self.opts.samples or best.get("judge", self.judge_name) != self.judge_name:
+            raise GantoolError(f"the run's best.pt was measured on {best.get('n')} samples by "
+                               f"{best.get('judge')}; this resume measures {self.opts.samples} by "
                                f"{self.judge_name}, and their FDs do not compare.",
-                               note=f"resume with --eval-samples {self.best.get('n')} and the same --judge, or move "
+                               note=f"resume with --eval-samples {best.get('n')} and the same --judge, or move "
                                     f"{BEST_NAME} aside to start a new best.")
+        self.best = best
 
     def measure(self, sampler: torch.nn.Module) -> dict[str, float]:
         """FD-judge (fair reference), label accuracy and the worst class share of opts.samples images."""
@@ -136,16 +145,6 @@ def _kept_rows(path: Path, resume_step: int | None) -> list[dict[str, Any]]:
     return rows
 
 
-def _best_so_far(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    best = load_checkpoint(path).get("best_eval")
-    if not isinstance(best, dict) or not isinstance(best.get("fd_judge"), float):
-        raise GantoolError(f"{path}: holds no best_eval record; it was not written by --eval-every.",
-                           note="move it aside to start a new best from this run.")
-    return best
-
-
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     buf = io.StringIO(newline="")
     writer = csv.DictWriter(buf, EVAL_FIELDS)
@@ -155,33 +154,39 @@ def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def plot_curve(rows: list[dict[str, Any]], path: Path, model: str, reference: str) -> None:
-    """FD-judge against steps (log scale), the best marked, label accuracy on a second axis."""
+    """FD-judge against steps (log scale), the best marked, label accuracy (0-100%) on a second axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     steps = [r["step"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    ax.plot(steps, [r["fd_judge"] for r in rows], "o-", color="tab:blue", ms=3, label="FD-judge")
+    lines = ax.plot(steps, [r["fd_judge"] for r in rows], "o-", color="tab:blue", ms=3, label="FD-judge")
     best = [r for r in rows if r["best"]]
     if best:
-        ax.plot(best[-1]["step"], best[-1]["fd_judge"], "*", color="tab:red", ms=12,
-                label=f"best: {best[-1]['fd_judge']:.1f} at step {best[-1]['step']}")
+        lines += ax.plot(best[-1]["step"], best[-1]["fd_judge"], "*", color="tab:red", ms=12,
+                         label=f"best: FD {best[-1]['fd_judge']:.1f} at step {best[-1]['step']} (best.pt)")
     if all(r["fd_judge"] > 0 for r in rows):
         ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"FD-judge ({rows[-1]['n'] if rows else 0} samples)")
-    ax.grid(alpha=0.3)
+        plain = FuncFormatter(lambda v, _: f"{v:g}")  # 60, not 6x10^1
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("generator step")
+    ax.set_ylabel(f"FD-judge on {rows[-1]['n'] if rows else 0:,} samples (lower is better)")
+    ax.grid(alpha=0.3, which="both")
     if any(not math.isnan(r["label_accuracy"]) for r in rows):  # conditional models only
         ax2 = ax.twinx()
-        ax2.plot(steps, [100 * r["label_accuracy"] for r in rows], "s--", color="tab:green", ms=3,
-                 label="label accuracy")
+        lines += ax2.plot(steps, [100 * r["label_accuracy"] for r in rows], "s--", color="tab:green", ms=3,
+                          label="label accuracy (primary judge)")
+        ax2.set_ylim(0, 100)
         ax2.set_ylabel("label accuracy (%)")
-        ax2.legend(loc="upper center", fontsize=8)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(f"{model}: against {reference}", fontsize=9)
-    fig.tight_layout()
+    fig.legend(handles=lines, loc="upper center", ncol=len(lines), fontsize=8, frameon=False)
+    ax.set_title(f"{model} during training, FD against {reference}", fontsize=9, pad=4)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)

@@ -136,7 +136,8 @@ def test_eval_cli_on_a_checkpoint_under_two_judges(capsys, tmp_path, small_mnist
         assert [d.split(":")[0] for d in lines[i + 1].split()[2:]] == [str(c) for c in range(10)]
         assert lines[i + 2].startswith("  class shares: 0:")
     assert any(ln.startswith("judges disagree on ") for ln in lines)
-    assert next(ln for ln in lines if ln.startswith("bars: missed: FD-judge"))  # two steps meet no bar
+    # the bars are set in the shipped judges' units; judges named by --judge get no verdict, not a wrong one
+    assert "bars: not checked" in out and r["bars"] is None
     assert "n 500 < 10,000: the figures will differ from the README's table" in err
 
 
@@ -147,6 +148,15 @@ def test_eval_refuses_data_the_shipped_judges_do_not_know(capsys, tmp_path, smal
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "gantool judge train --data-dir" in err
     assert "not the data the cnn judge was trained on" in err and not (tmp_path / "r.png").exists()
+
+
+def test_eval_takes_at_most_two_different_judges(capsys):
+    one, two = str(SHIPPED_JUDGES["cnn"]), str(SHIPPED_JUDGES["resnet"])
+    for judges, fragment in (([one, two, one], "--judge was given 3 times; allowed: at most 2"),
+                             ([one, one], "a second judge must be another one")):
+        code = main(["eval", "--model", "cgan", "--n", "100", *[a for j in judges for a in ("--judge", j)]])
+        err = capsys.readouterr().err
+        assert code == 1 and err.count("\n") == 1 and fragment in err
 
 
 def test_judge_disagreement_counts_the_samples_two_judges_class_differently(small_mnist):

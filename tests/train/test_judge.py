@@ -77,13 +77,19 @@ def test_a_dataset_is_the_same_data_by_its_arrays_not_its_files(tmp_path, small_
     assert a.digest() != b.digest()
 
 
-def test_a_shipped_judge_refuses_data_it_was_not_trained_on(small_mnist):
+def test_a_shipped_judge_refuses_data_it_was_not_trained_on(small_mnist, mnist_dir):
     from gantool.errors import DataError
     from gantool.train.judge import check_judge_data
 
     judge, _ = load_judge()
-    with pytest.raises(DataError, match="not the data the cnn judge was trained on.*gantool judge train"):
-        check_judge_data(judge, load_split(small_mnist, "train"), "gantool eval")
+    train, test = load_split(mnist_dir, "train"), load_split(mnist_dir, "test")
+    check_judge_data(judge, (train, test), "gantool eval", str(mnist_dir))  # its own data passes
+    with pytest.raises(DataError, match=f"training split in {small_mnist} is not the data the cnn judge.*"
+                                        f"gantool judge train --data-dir {small_mnist} "):
+        check_judge_data(judge, (load_split(small_mnist, "train"), test), "gantool eval", str(small_mnist))
+    test.images[0] = 0  # the real training split with an altered test split: its reference would be wrong
+    with pytest.raises(DataError, match="the test split in D is not the data"):
+        check_judge_data(judge, (train, test), "gantool eval", "D")
 
 
 def test_64x64_images_are_area_averaged_to_the_judges_size():
@@ -101,3 +107,4 @@ def test_bad_judge_files_are_clear_errors(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(CheckpointError, match="not a gantool judge"):
         load_judge(tmp_path / "bad.safetensors")
+

@@ -87,3 +87,26 @@ def test_a_resume_that_would_measure_differently_is_refused(capsys, tmp_path, sm
     err = capsys.readouterr().err
     assert "measured on 100 samples" in err and "--eval-samples 100" in err
     assert (run / "best.pt").read_bytes() == before and load_checkpoint(run / "checkpoint.pt")["step"] == 2
+
+
+def test_another_runs_best_checkpoint_is_never_adopted_or_replaced(capsys, watched, tmp_path, small_mnist):
+    """A folder holding only someone's best.pt: a new run (with --eval-every or without) is refused
+    before it writes anything; a resumed run whose best.pt is another run's is refused too."""
+    import shutil
+
+    folder = tmp_path / "f"
+    folder.mkdir()
+    shutil.copy(watched / "best.pt", folder / "best.pt")
+    for extra in ([], WATCH):
+        assert main(["train", *TINY, "--data-dir", str(small_mnist), "-o", str(folder), "--max-steps", "2",
+                     *extra]) == 1
+        assert "already holds best.pt from another run" in capsys.readouterr().err
+        assert sorted(p.name for p in folder.iterdir()) == ["best.pt"]  # not even samples/
+    other = tmp_path / "other"
+    _train(other, small_mnist, "--max-steps", "2", "--seed", "1")
+    shutil.copy(watched / "best.pt", other / "best.pt")
+    before = (other / "best.pt").read_bytes()
+    assert main(["train", *TINY, "--data-dir", str(small_mnist), "-o", str(other), "--max-steps", "4", "--resume",
+                 *WATCH]) == 1
+    assert "is not from the run being resumed" in capsys.readouterr().err
+    assert (other / "best.pt").read_bytes() == before
