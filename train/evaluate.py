@@ -268,7 +268,7 @@ def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | Non
     judges = load_judges(judge_paths)
     train_split, test_split = load_split(data_dir, "train"), load_split(data_dir, "test")
     for j in judges:
-        _check_fits(j.judge, spec, (train_split, test_split))
+        check_fits(j.judge, spec, (train_split, test_split))
         if j.shipped:
             check_judge_data(j.judge, (train_split, test_split), "gantool eval", shown_dir(data_dir))
     g = g.to(device)
@@ -302,7 +302,8 @@ def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | Non
     return report
 
 
-def _check_fits(judge: Judge, spec: ModelSpec, splits: tuple[Split, ...]) -> None:
+def check_fits(judge: Judge, spec: ModelSpec, splits: tuple[Split, ...]) -> None:
+    """The judge can measure this model on this data: the same classes, images of its size."""
     if judge.cfg.num_classes != spec.num_classes:
         raise GantoolError(f"the judge knows {judge.cfg.num_classes} classes but the model has {spec.num_classes}.",
                            note="train a judge on the model's dataset: gantool judge train --data-dir DIR.")

@@ -482,7 +482,7 @@ def train(trainer: Trainer, opts: RunOptions, resume_state: dict[str, Any] | Non
     """
     _prepare_run_dir(trainer, opts, resume_state)
     if watch is not None:
-        watch.start(trainer.step_count if opts.resume else None, trainer.spec, trainer.seed)
+        watch.start(trainer.step_count if opts.resume else None, trainer.seed)
     jobs = f"; {trainer.world.size} processes" if trainer.world.active else ""
     log.info("precision: %s%s", describe(trainer.precision, trainer.device, convolutional(trainer.spec.arch),
                                           opts.resume), jobs)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from gantool.errors import DataError, GantoolError
+from gantool.errors import GantoolError
 from gantool.fileio import atomic_write_bytes
 from gantool.spec import ModelSpec
 from gantool.train.checkpoint import BEST_NAME, load_checkpoint, save_checkpoint
@@ -44,7 +44,7 @@ class TrainingWatch:
     def __init__(self, spec: ModelSpec, train: Split, test: Split, opts: WatchOptions, out_dir: Path,
                  device: str = "cpu", where: str = "DIR") -> None:
         """where: the data folder, for the command that a refusal suggests."""
-        from gantool.train.evaluate import prepare_real
+        from gantool.train.evaluate import check_fits, prepare_real
         from gantool.train.judge import check_judge_data, load_judge
 
         self.spec, self.opts, self.out_dir = spec, opts, out_dir
@@ -52,20 +52,14 @@ class TrainingWatch:
         self.judge_name = Path(opts.judge_path).name if opts.judge_path else "the shipped primary judge"
         if opts.judge_path is None:
             check_judge_data(self.judge, (train, test), "--eval-every", where)
-        if self.judge.cfg.num_classes != spec.num_classes:
-            raise GantoolError(f"the judge knows {self.judge.cfg.num_classes} classes but the model has "
-                               f"{spec.num_classes}.", note="pass --judge with one trained on this data.")
-        if train.info.image_size != self.judge.cfg.image_size:
-            raise DataError(f"the data holds {train.info.image_size}x{train.info.image_size} images, but the judge "
-                            f"compares {self.judge.cfg.image_size}x{self.judge.cfg.image_size} ones.",
-                            note="pass --judge with one trained on this data (gantool judge train).")
+        check_fits(self.judge, spec, (train, test))
         self.judge = self.judge.to(device)
         few = Split(train.images[:opts.samples], train.labels[:opts.samples], train.info)  # FD needs no more
         self.real = prepare_real(self.judge, few, test, n_floor=len(few.images), size=spec.image_size)
         self.rows: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
 
-    def start(self, resume_step: int | None, spec: ModelSpec, seed: int) -> None:
+    def start(self, resume_step: int | None, seed: int) -> None:
         """A new run starts an empty curve (the loop refuses a folder with another run's best.pt); a
         resumed one keeps its rows up to the checkpoint, and its best, once that proves to be this run's."""
         self.rows = _kept_rows(self.out_dir / EVAL_LOG, resume_step)
@@ -78,7 +72,7 @@ class TrainingWatch:
         if not isinstance(best, dict) or not isinstance(best.get("fd_judge"), float):
             raise GantoolError(f"{path}: holds no best_eval record; it was not written by --eval-every.",
                                note="move it aside to start a new best from this run.")
-        if kept.get("spec") != spec.to_dict() or kept.get("seed") != seed or not best.get("step", 0) <= resume_step:
+        if kept.get("spec") != self.spec.to_dict() or kept.get("seed") != seed or not best.get("step", 0) <= resume_step:
             raise GantoolError(f"{path} is not from the run being resumed (another model, seed or a later step).",
                                note="move it aside to start a new best from this run.")
         if best.get("n") != self.opts.samples or best.get("judge", self.judge_name) != self.judge_name:
