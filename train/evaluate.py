@@ -20,8 +20,8 @@ from gantool.contract import cycle_labels
 from gantool.errors import DataError, GantoolError
 from gantool.noise import make_noise
 from gantool.spec import ModelSpec
-from gantool.train.data import Split, prepare_images
-from gantool.train.judge import BLUR_SIGMA, Judge, blur, to_unit
+from gantool.train.data import Split
+from gantool.train.judge import BLUR_SIGMA, Judge, blur, class_counts, through_resize
 from gantool.train.limits import README_EVAL_SAMPLES, check_eval_size, check_seed
 
 Progress = Callable[[str], None]
@@ -150,7 +150,7 @@ def prepare_real(judge: Judge, train: Split, test: Split, n_floor: int = 10000, 
     the function training uses), then the judge's area average, as the model's samples do. The
     real-data floor is then the floor again (raw 28x28 test digits after a 64x64 round trip: FD 183)."""
     side = size or judge.cfg.image_size
-    test_x, train_x = _through(test.images, side, judge), _through(train.images, side, judge)
+    test_x, train_x = through_resize(test.images, side, judge), through_resize(train.images, side, judge)
     test_feats, _ = judge_outputs(judge, test_x)
     train_feats, _ = judge_outputs(judge, train_x[:n_floor])
     reference = "the raw test split" if side == judge.cfg.image_size else \
@@ -158,14 +158,6 @@ def prepare_real(judge: Judge, train: Split, test: Split, n_floor: int = 10000, 
     return EvalData(test_feats=test_feats, train_feats=train_feats, test_px=test_x.flatten(1).add(1).div(2),
                     train_px=train_x.flatten(1).add(1).div(2), test_labels=test.labels, size=side,
                     reference=reference)
-
-
-def _through(images: np.ndarray, side: int, judge: Judge, chunk: int = 5000) -> torch.Tensor:
-    """uint8 (N, H, W) -> [-1, 1] at the judge's size, by way of the training data at `side`."""
-    if side == judge.cfg.image_size:
-        return to_unit(images)
-    return torch.cat([judge.prepare(prepare_images(images[i:i + chunk], side).float().div(127.5).sub(1.0))
-                      for i in range(0, len(images), chunk)])
 
 
 def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, n: int = README_EVAL_SAMPLES,
@@ -231,18 +223,8 @@ def _verdict(name: str, judge: Judge, preds: np.ndarray, labels: np.ndarray | No
              real_labels: np.ndarray) -> dict[str, Any]:
     """What one judge says of the samples: its class histogram, label accuracy (conditional models)
     and its accuracy on the reference's real digits, which bounds the label accuracy it can report."""
-    k = judge.cfg.num_classes
-    hist = np.bincount(preds, minlength=k) / len(preds)
-    view: dict[str, Any] = {
-        "name": name, "arch": judge.cfg.arch,
-        "mode_coverage": {"class_share": hist.tolist(), "worst_class": int(hist.argmin()),
-                          "worst_class_share": float(hist.min())},
-        "reference_accuracy": float((judge_outputs(judge, real_x)[1] == real_labels).mean())}
-    if labels is not None:
-        ok = preds == labels
-        view["label_accuracy"] = {"overall": float(ok.mean()), "per_class": [float(ok[labels == c].mean())
-                                                                            for c in range(k)]}
-    return view
+    return {"name": name, "arch": judge.cfg.arch, **class_counts(preds, labels, judge.cfg.num_classes),
+            "reference_accuracy": float((judge_outputs(judge, real_x)[1] == real_labels).mean())}
 
 
 def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | None = None, seed: int = 0,

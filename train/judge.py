@@ -164,16 +164,37 @@ ROUND_TRIP_SIZE = 64  # the 64x64 zoo models' training side
 BLUR_SIGMA = 2.0  # the blurred-test reference of FD-judge
 
 
+def through_resize(images: np.ndarray, side: int, judge: Judge, chunk: int = 5000) -> torch.Tensor:
+    """uint8 (N, H, W) -> [-1, 1] at the judge's size, by way of a model's training data at `side`
+    (train.data.prepare_images, the resize training uses, then the judge's area average)."""
+    from gantool.train.data import prepare_images
+
+    if side == judge.cfg.image_size:
+        return to_unit(images)
+    return torch.cat([judge.prepare(prepare_images(images[i:i + chunk], side).float().div(127.5).sub(1.0))
+                      for i in range(0, len(images), chunk)])
+
+
+def class_counts(preds: np.ndarray, labels: np.ndarray | None, k: int) -> dict[str, Any]:
+    """What a judge's classes of samples say: mode coverage, and label accuracy where labels were asked."""
+    hist = np.bincount(preds, minlength=k) / len(preds)
+    out: dict[str, Any] = {"mode_coverage": {"class_share": hist.tolist(), "worst_class": int(hist.argmin()),
+                                             "worst_class_share": float(hist.min())}}
+    if labels is not None:
+        ok = preds == labels
+        out["label_accuracy"] = {"overall": float(ok.mean()),
+                                 "per_class": [float(ok[labels == c].mean()) for c in range(k)]}
+    return out
+
+
 def robustness(judge: Judge, test: Split) -> dict[str, float]:
     """Accuracy on real test digits, on the same digits after the 64x64 models' round trip (their
     training resize, then the judge's area average: the ceiling for their label accuracy), and
     blurred: a judge that still reads blurred digits is lenient with a generator's blurry ones."""
-    from gantool.train.data import prepare_images
-
     real = to_unit(test.images)
-    up = prepare_images(test.images, ROUND_TRIP_SIZE).float().div(127.5).sub(1.0)
     return {"real": accuracy(judge, test, real)[0],
-            f"round_trip_{ROUND_TRIP_SIZE}": accuracy(judge, test, judge.prepare(up))[0],
+            f"round_trip_{ROUND_TRIP_SIZE}": accuracy(judge, test, through_resize(test.images, ROUND_TRIP_SIZE,
+                                                                                  judge))[0],
             f"blurred_sigma{BLUR_SIGMA:g}": accuracy(judge, test, blur(real, BLUR_SIGMA))[0]}
 
 
@@ -181,10 +202,9 @@ def check_judge_data(judge: Judge, splits: Sequence[Split], source: str, where: 
     """A judge scores only the data it learned: another dataset's numbers would be meaningless (an
     MNIST judge on another 10-class IDX set reports a worst class share of 0%). Compared by the
     decoded arrays' digests (train, then test), so a gzipped and an unpacked copy of one dataset pass."""
-    for split, want in zip(splits, (judge.cfg.data_digest, judge.cfg.test_digest)):
+    for kind, split, want in zip(("training", "test"), splits, (judge.cfg.data_digest, judge.cfg.test_digest)):
         got = split.digest()
         if want and got != want:
-            kind = "training" if want == judge.cfg.data_digest else "test"
             raise DataError(f"the {kind} split in {where} is not the data the {judge.cfg.arch} judge was trained and "
                             f"tested on (its arrays' digest {got[:12]}, the judge's {want[:12]}); {source} would "
                             f"measure with a judge that does not know these images.",

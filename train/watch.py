@@ -85,9 +85,8 @@ class TrainingWatch:
 
     def measure(self, sampler: torch.nn.Module) -> dict[str, float]:
         """FD-judge (fair reference), label accuracy and the worst class share of opts.samples images."""
-        import numpy as np
-
         from gantool.train.evaluate import frechet_distance, generate, judge_outputs
+        from gantool.train.judge import class_counts
 
         was_training = sampler.training
         sampler.eval()
@@ -98,10 +97,10 @@ class TrainingWatch:
         if not bool(torch.isfinite(x).all()):
             return {"fd_judge": float("nan"), "label_accuracy": float("nan"), "worst_class_share": 0.0}
         feats, preds = judge_outputs(self.judge, x)
-        share = np.bincount(preds, minlength=self.judge.cfg.num_classes) / len(preds)
+        counts = class_counts(preds, labels, self.judge.cfg.num_classes)
         return {"fd_judge": frechet_distance(feats, self.real.test_feats),
-                "label_accuracy": float((preds == labels).mean()) if labels is not None else float("nan"),
-                "worst_class_share": float(share.min())}
+                "label_accuracy": counts["label_accuracy"]["overall"] if labels is not None else float("nan"),
+                "worst_class_share": counts["mode_coverage"]["worst_class_share"]}
 
     def record(self, step: int, epoch: float, sampler: torch.nn.Module, state: dict[str, Any]) -> dict[str, Any]:
         """Measure, keep the checkpoint as best.pt if its FD is the lowest so far, log the row and plot.

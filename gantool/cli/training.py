@@ -348,17 +348,16 @@ def judge_list(json_path: str | None) -> None:
                f"{'blurred':>7} {'epochs':>6}  data")
     for i, j in enumerate(load_judges()):
         m, rob = j.metrics, j.metrics.get("robustness", {})
+        test, worst = _round(m.get("test_accuracy")), _round(min(m.get("per_class_accuracy") or [0.0]))
         row = {"name": j.name, "arch": j.judge.cfg.arch, "primary": i == 0,
-               "params": sum(p.numel() for p in j.judge.parameters()),
-               "test_accuracy": _round(m.get("test_accuracy")), "worst_class": _round(min(m.get("per_class_accuracy")
-                                                                                          or [0.0])),
+               "params": sum(p.numel() for p in j.judge.parameters()), "test_accuracy": test, "worst_class": worst,
                "robustness": {k: _round(v) for k, v in rob.items()}, "epochs": m.get("epochs"),
                "train_seconds": m.get("train_seconds"), "dataset": j.judge.cfg.dataset,
                "data_digest": j.judge.cfg.data_digest, "test_digest": j.judge.cfg.test_digest}
         rows.append(row)
         trip, blurred = (next((v for k, v in rob.items() if k.startswith(p)), None) for p in ("round_trip", "blurred"))
         click.echo(f"{j.name:30} {row['arch']:6} {'primary' if i == 0 else 'second':7} {row['params']:>8,} "
-                   f"{_pct(row['test_accuracy'])} {_pct(row['worst_class'])} {_pct(trip)} {_pct(blurred)} "
+                   f"{_pct(test)} {_pct(worst)} {_pct(trip)} {_pct(blurred)} "
                    f"{row['epochs'] or '-':>6}  {j.judge.cfg.dataset} {j.judge.cfg.data_digest[:12] or '(no digest)'}")
     click.echo("trip 64: test digits after the 64x64 models' resize and back (their label accuracy's ceiling); "
                "blurred: Gaussian sigma 2 (a lenient judge still reads them)")

@@ -147,7 +147,7 @@ def test_eval_refuses_data_the_shipped_judges_do_not_know(capsys, tmp_path, smal
     code = main(["eval", "--model", "cgan", "--n", "100", "--data-dir", str(small_mnist), "-o", str(tmp_path / "r.png")])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "gantool judge train --data-dir" in err
-    assert "not the data the cnn judge was trained on" in err and not (tmp_path / "r.png").exists()
+    assert "not the data the cnn judge was trained and tested on" in err and not (tmp_path / "r.png").exists()
 
 
 def test_eval_takes_at_most_two_different_judges(capsys):
