@@ -278,13 +278,16 @@ def test_models_lists_what_it_can_without_torch(capsys, tmp_path, monkeypatch):
 
 
 def test_a_spec_of_wrong_type_in_a_shipped_file_is_one_line(capsys, tmp_path):
+    from gantool.contract import SPEC_KEY
     from gantool.paths import WEIGHTS_DIR
+    from gantool.train.header import LEGACY_SPEC_KEY
 
     raw = (WEIGHTS_DIR / "gan.safetensors").read_bytes()
     n = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8:8 + n])
-    spec = json.loads(header["__metadata__"].pop("gantool_spec"))
-    header["__metadata__"]["gantool.spec"] = json.dumps({**spec, "conditional": "no"})
+    meta = header["__metadata__"]  # files re-shipped since 0.2 use SPEC_KEY, older ones gantool 0.1's key
+    spec = json.loads(meta.pop(SPEC_KEY) if SPEC_KEY in meta else meta.pop(LEGACY_SPEC_KEY))
+    meta[SPEC_KEY] = json.dumps({**spec, "conditional": "no"})
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
     bad = tmp_path / "gan.safetensors"
