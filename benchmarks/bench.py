@@ -54,7 +54,8 @@ class Stats:
     mean_ms: float
     std_ms: float
     images_per_s: float
-    share_of_peak: float | None = None
+    share_of_peak: float | None = None  # of the peak of the precision it computed in
+    precision: str = "fp32"
     peak_rss_mb: float | None = None
     # p50 of each round, in run order: this shared machine flips between states that differ by up to
     # 1.6x at batch 1 for ten seconds or more at a time; the rounds show when that happened in a run
@@ -72,6 +73,7 @@ class BenchResult:
     roofline: dict[str, Any] = field(default_factory=dict)
     derived: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
+    runtime_choice: dict[str, Any] | None = None  # what the runtime engine chose per batch, and why
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -198,12 +200,14 @@ def script_options(models: list[str], batches: str) -> Callable[[Callable[..., A
     return apply
 
 
-def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]) -> dict[str, Any]:
+def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int], precision: str = "fp32",
+          pinned: bool = True) -> dict[str, Any]:
     meta = json.dumps(spec.to_dict())
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "gantool.benchmarks.probe", engine, src.model, str(src.onnx["fp32"]),
-                        str(threads), ",".join(map(str, batches)), meta], capture_output=True, text=True, env=env,
+                        str(threads), ",".join(map(str, batches)), meta, precision, "1" if pinned else "0"],
+                       capture_output=True, text=True, env=env,
                        timeout=600)
     wall = time.perf_counter() - t
     if r.returncode != 0:
@@ -214,15 +218,19 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
 
 
 def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
-              cold: bool = True, show_progress: bool = True) -> BenchResult:
+              cold: bool = True, show_progress: bool = True, precision: str = "fp32") -> BenchResult:
     from gantool.benchmarks.roofline import (
         machine_info,
         matmul_peak,
+        reduced_precision_peaks,
         weight_stream_gb_per_s,
     )
+    from gantool.runtime.variants import check_precision
 
     engines = parse_engines(",".join(engines))
     parse_batches(",".join(map(str, batches)))
+    check_precision(precision)
+    pinned = threads is not None
     threads = threads or os.cpu_count() or 1
     src, meta = resolve_sources(model)
     spec = meta.spec
@@ -230,9 +238,11 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
     ready: dict[str, Engine] = {}
     for name in engines:
         try:
-            ready[name] = make_engine(name, src, threads)
+            ready[name] = make_engine(name, src, threads, precision, pinned)
         except Skip as s:
             res.skipped[name] = str(s)
+    if "runtime" in ready:
+        res.runtime_choice = ready["runtime"].choice
     if not ready:
         raise GantoolError("no requested engine can run here: " + "; ".join(f"{k}: {v}" for k, v in
                                                                            res.skipped.items()) + ".")
@@ -249,23 +259,39 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
     flops = meta.flops_per_sample
     weights = _weight_bytes(src.onnx["fp32"])
     best = max(peak.values())
-    res.roofline = {"matmul_gflops": peak, "peak_gflops": best, "flops_per_sample": flops,
+    peaks = {"fp32": best, **reduced_precision_peaks(threads)}
+    res.roofline = {"matmul_gflops": peak, "peak_gflops": best, "peak_gflops_by_precision": peaks,
+                    "flops_per_sample": flops,
                     "batch1_floor_ms": flops / (best * 1e9) * 1e3 if flops else None,
+                    "batch_floor_ms_by_precision": {p: {str(b): b * flops / (v * 1e9) * 1e3 for b in batches}
+                                                    for p, v in peaks.items()} if flops else None,
                     "weight_bytes": weights, "weight_stream_gb_per_s": stream,
                     "batch1_weight_stream_ms": weights / (stream * 1e9) * 1e3 if weights and stream else None}
     for st in res.stats:
-        if flops:
-            st.share_of_peak = st.images_per_s * flops / (best * 1e9)
+        st.precision = _engine_precision(res, st.engine, st.batch)
+        if flops and st.precision in peaks:
+            st.share_of_peak = st.images_per_s * flops / (peaks[st.precision] * 1e9)
     if cold:
         for name in ready:
             if name == "trt":
                 continue
-            res.cold_start[name] = probe(name, src, spec, threads, batches)
+            res.cold_start[name] = probe(name, src, spec, threads, batches, precision, pinned)
             for st in res.stats:
                 if st.engine == name and "peak_rss_mb" in res.cold_start[name]:
                     st.peak_rss_mb = res.cold_start[name]["peak_rss_mb"].get(str(st.batch))
     res.derived = derived_figures(res)
     return res
+
+
+def _engine_precision(res: BenchResult, engine: str, batch: int) -> str:
+    """What an engine computed in at this batch: the runtime's tuned choice, or the engine's own."""
+    from gantool.benchmarks.engines import ENGINE_PRECISION
+    from gantool.runtime.tune import bucket
+
+    routes = (res.runtime_choice or {}).get("routes", {})
+    if engine == "runtime" and routes:
+        return str(routes[str(bucket(batch, tuple(int(b) for b in routes)))]["precision"])
+    return ENGINE_PRECISION.get(engine, "fp32")
 
 
 def _weight_bytes(path: Path) -> int | None:
@@ -343,13 +369,23 @@ def table(res: BenchResult) -> str:
              *([(f"weights {r['weight_bytes'] / 2 ** 20:.2f} MiB, which a batch-1 MatMul streams at "
                  f"{r['weight_stream_gb_per_s']:.0f} GB/s: {r['batch1_weight_stream_ms']:.4f} ms per call")]
                if r.get("batch1_weight_stream_ms") else []),
-             f"{'engine':<14}{'batch':>6}{'min ms':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'mean':>10}"
-             f"{'std':>9}{'img/s':>11}{'%peak':>7}{'RSS MB':>8}"]
+             *([("peak by precision: " + ", ".join(f"{k} {v:.0f}" for k, v in r["peak_gflops_by_precision"].items())
+                 + " GFLOP/s (%peak: of the precision each engine computes in)")]
+               if r.get("peak_gflops_by_precision") else []),
+             f"{'engine':<14}{'prec':>5}{'batch':>6}{'min ms':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"
+             f"{'mean':>10}{'std':>9}{'img/s':>11}{'%peak':>7}{'RSS MB':>8}"]
     for s in sorted(res.stats, key=lambda s: (s.batch, s.p50_ms)):
         share = f"{100 * s.share_of_peak:6.1f}" if s.share_of_peak is not None else "     -"
         rss = f"{s.peak_rss_mb:8.0f}" if s.peak_rss_mb is not None else "       -"
-        lines.append(f"{s.engine:<14}{s.batch:>6}{s.min_ms:>10.4f}{s.p50_ms:>10.4f}{s.p90_ms:>10.4f}{s.p99_ms:>10.4f}"
-                     f"{s.mean_ms:>10.4f}{s.std_ms:>9.4f}{s.images_per_s:>11.0f}{share} {rss}")
+        lines.append(f"{s.engine:<14}{s.precision:>5}{s.batch:>6}{s.min_ms:>10.4f}{s.p50_ms:>10.4f}{s.p90_ms:>10.4f}"
+                     f"{s.p99_ms:>10.4f}{s.mean_ms:>10.4f}{s.std_ms:>9.4f}{s.images_per_s:>11.0f}{share} {rss}")
+    choice = res.runtime_choice
+    if choice:
+        lines.append(f"runtime ({choice['how']}, precision {choice['precision_allowed']}):")
+        for b, c in choice.get("routes", {}).items():
+            why = choice.get("why", {}).get(b, "")
+            lines.append(f"  batch {b:>4}: {c['engine']} {c['precision']} {Path(c['file']).name} x{c['threads']}"
+                         + (f" ({why})" if why else ""))
     for name, c in res.cold_start.items():
         if "error" in c:
             lines.append(f"cold start {name}: failed ({c['error']})")

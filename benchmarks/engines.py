@@ -14,8 +14,10 @@ from gantool.errors import GantoolError
 from gantool.extras import installed
 from gantool.runtime.backends import Backend, open_backend
 
-ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "torch", "torch-compile", "trt",
-           "ort-cuda", "ort-trt")
+ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "openvino-bf16", "torch",
+           "torch-bf16", "torch-compile", "trt", "ort-cuda", "ort-trt")
+# What each engine computes in, for its share of that precision's peak (the runtime's: what it chose)
+ENGINE_PRECISION = {"ort-int8": "int8", "openvino-bf16": "bf16", "torch-bf16": "bf16"}
 
 
 class Skip(Exception):
@@ -27,6 +29,7 @@ class Engine:
     name: str
     run: Callable[[dict[str, np.ndarray]], Any]  # feeds -> output (synchronised)
     close: Callable[[], None] = lambda: None
+    choice: dict[str, Any] | None = None  # the runtime's: which backend serves which batch, and why
 
 
 def backend_engine(backend: Backend, name: str | None = None) -> Engine:
@@ -93,7 +96,9 @@ def _open(path: Path, engine: str, threads: int, name: str | None = None) -> Eng
         raise Skip(str(e).split(" Note:")[0]) from None
 
 
-def _torch(src: Sources, threads: int, compiled: bool) -> Engine:
+def _torch(src: Sources, threads: int, compiled: bool, bf16: bool = False) -> Engine:
+    """PyTorch eager (or compiled); bf16: autocast to bfloat16 with channels_last, the peer a user with
+    torch on a bf16 CPU would pick."""
     if not installed("torch"):
         raise Skip("PyTorch is not installed (the train extra)")
     if src.model.endswith((".onnx", ".plan")):
@@ -105,15 +110,17 @@ def _torch(src: Sources, threads: int, compiled: bool) -> Engine:
     torch.set_num_threads(threads)
     spec, g = load_generator(src.model)
     g = g.eval()
+    if bf16:
+        g = g.to(memory_format=torch.channels_last)
     if compiled:
         g = torch.compile(g, dynamic=False)
 
     def run(feeds: dict[str, np.ndarray]) -> Any:
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             y = torch.from_numpy(feeds[LABELS]) if LABELS in feeds else None
-            return g(torch.from_numpy(feeds[Z]), y).numpy()
+            return g(torch.from_numpy(feeds[Z]), y).float().numpy()
 
-    return Engine("torch-compile" if compiled else "torch", run)
+    return Engine("torch-compile" if compiled else "torch-bf16" if bf16 else "torch", run)
 
 
 def _reexport(src: Sources, tag: str, lower: bool = True, fold: bool = True) -> Path | None:
@@ -148,16 +155,17 @@ def plain_graph(src: Sources) -> Path:
     return path
 
 
-def _runtime(path: Path, threads: int) -> Engine:
-    """The embedded runtime's default (engine auto) and its full path: z checks, inference, uint8."""
+def _runtime(path: Path, threads: int | None, precision: str) -> Engine:
+    """The embedded runtime as an app gets it (engine auto: its tuned choice per batch size unless the
+    thread count is pinned) and its full path: z checks, inference, uint8."""
     from gantool.runtime import Generator
 
-    g = Generator.load(path, engine="auto", threads=threads)
+    g = Generator.load(path, engine="auto", threads=threads, precision=precision)
 
     def run(feeds: dict[str, np.ndarray]) -> Any:
         return g.sample(labels=feeds.get(LABELS), z=feeds[Z])
 
-    return Engine("runtime", run, g.close)
+    return Engine("runtime", run, g.close, choice=g.choice)
 
 
 def _trt(src: Sources) -> Engine:
@@ -174,9 +182,10 @@ def _trt(src: Sources) -> Engine:
     return _open(plan, "trt", 1)  # infer() synchronises the stream
 
 
-def make_engine(name: str, src: Sources, threads: int) -> Engine:
+def make_engine(name: str, src: Sources, threads: int, precision: str = "fp32", pinned: bool = True) -> Engine:
+    """pinned: the thread count was given (the runtime then skips tuning); precision: the runtime's."""
     if name == "runtime":
-        return _runtime(src.onnx["fp32"], threads)
+        return _runtime(src.onnx["fp32"], threads if pinned else None, precision)
     if name in ("ort", "ort-cuda"):  # the runtime's own backend on its own file, without the Generator around it
         return _open(src.onnx["fp32"], name, threads)
     if name == "ort-plain":
@@ -187,8 +196,13 @@ def make_engine(name: str, src: Sources, threads: int) -> Engine:
         return _open(src.variant("fp16"), name, threads)
     if name == "openvino":
         return _open(openvino_graph(src), name, threads)
-    if name in ("torch", "torch-compile"):
-        return _torch(src, threads, compiled=name == "torch-compile")
+    if name == "openvino-bf16":  # OpenVINO's bf16 inference precision on the graph it runs fastest
+        try:
+            return backend_engine(open_backend(openvino_graph(src), "openvino", threads, compute="bf16"), name)
+        except GantoolError as e:
+            raise Skip(str(e).split(" Note:")[0]) from None
+    if name in ("torch", "torch-compile", "torch-bf16"):
+        return _torch(src, threads, compiled=name == "torch-compile", bf16=name == "torch-bf16")
     if name == "trt":
         return _trt(src)
     raise GantoolError(f"unknown engine {name!r}; allowed: {', '.join(ENGINES)}.")

@@ -1,6 +1,6 @@
 """Cold start and peak memory of one engine, measured in a fresh process:
 
-    python -m gantool.benchmarks.probe ENGINE MODEL FP32_ONNX THREADS BATCHES SPEC_JSON
+    python -m gantool.benchmarks.probe ENGINE MODEL FP32_ONNX THREADS BATCHES SPEC_JSON [PRECISION PINNED]
 
 prints one JSON line: seconds to import+load, to the first 1-image sample, and the peak RSS after each batch.
 """
@@ -34,7 +34,8 @@ def main() -> None:
     from gantool.spec import ModelSpec
 
     src = Sources(model=model, onnx={"fp32": Path(onnx_path)})  # the parent checked its metadata
-    eng = make_engine(engine, src, int(threads))
+    precision, pinned = (sys.argv[7], sys.argv[8] == "1") if len(sys.argv) > 8 else ("fp32", True)
+    eng = make_engine(engine, src, int(threads), precision, pinned)  # the runtime reads its cached choice
     t_load = time.perf_counter()
     spec = ModelSpec.from_dict(json.loads(sys.argv[6]))
 

@@ -86,6 +86,31 @@ def matmul_peak(threads: int, n: int = MATMUL_N) -> dict[str, float]:
     return out
 
 
+def reduced_precision_peaks(threads: int, n: int = MATMUL_N) -> dict[str, float]:
+    """GFLOP/s (int8: GOP/s) of an n^3 product in bf16 and int8, through PyTorch's CPU kernels (oneDNN:
+    AMX or AVX512-BF16/VNNI where the CPU has them). Left out without torch or without the kernel."""
+    try:
+        import torch
+    except ImportError:
+        return {}
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    out: dict[str, float] = {}
+    try:
+        g = torch.Generator().manual_seed(0)
+        a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+        ab, bb = a.bfloat16(), b.bfloat16()
+        out["bf16"] = _best_rate(lambda: ab @ bb, 2.0 * n ** 3)
+        ai, bi = (a * 40).clamp(-127, 127).to(torch.int8), (b * 40).clamp(-127, 127).to(torch.int8)
+        try:
+            out["int8"] = _best_rate(lambda: torch._int_mm(ai, bi), 2.0 * n ** 3)
+        except (RuntimeError, AttributeError):  # no int8 GEMM kernel for this CPU in this torch
+            pass
+    finally:
+        torch.set_num_threads(old)
+    return out
+
+
 def machine_info() -> dict[str, Any]:
     """What every benchmark result records: the machine changes between sessions (docs/benchmarks.md)."""
     import sys

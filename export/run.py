@@ -34,7 +34,8 @@ class ExportResult:
     path: Path
     metadata: GeneratorMetadata
     parity: list[ParityReport] = field(default_factory=list)
-    agreement: JudgeAgreement | None = None
+    agreement: JudgeAgreement | None = None  # the file's own precision on ONNX Runtime (fp16, int8)
+    checks: list[JudgeAgreement] = field(default_factory=list)  # every judge check, recorded in the metadata
 
     @property
     def spec(self) -> ModelSpec:
@@ -46,14 +47,14 @@ class ExportResult:
 
     def text(self) -> str:
         parts = [r.text() for r in self.parity]
-        if self.agreement is not None:
-            parts.append(self.agreement.text())
+        parts += [c.text() for c in self.checks]
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "precision": self.precision, "graph": self.metadata.graph,
                 "parity": [r.to_dict() for r in self.parity],
-                "judge_agreement": None if self.agreement is None else self.agreement.to_dict()}
+                "judge_agreement": None if self.agreement is None else self.agreement.to_dict(),
+                "checks": [c.to_dict() for c in self.checks], "family": self.metadata.family}
 
 
 def default_name(arch: str, precision: str) -> str:
@@ -71,8 +72,10 @@ def output_path(output: str | None, arch: str, precision: str) -> Path:
 
 def run_export(model: str, output: str | None = None, precision: str = "fp32", opset: int = DEFAULT_OPSET,
                semantic_samples: int | None = None, lower: bool = True, fold: bool = True,
-               seed: int = 0) -> ExportResult:
-    """Export, validate and write one ONNX file; seed picks the validation inputs."""
+               seed: int = 0, family: str | None = None, check_bf16: bool = False) -> ExportResult:
+    """Export, validate and write one ONNX file; seed picks the validation inputs. family: the digest
+    shared by the variants of one export (export/variants.py); check_bf16: also judge this fp32 file
+    computed in bf16 by OpenVINO and record the verdict, so the runtime may choose that (never fails)."""
     import onnx
 
     from gantool.train.checkpoint import load_generator
@@ -88,19 +91,22 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
     log.info("exporting %s (opset %d, %s graph) ...", spec.arch, opset, "plain" if not lower else "lowered")
     fp32_model, meta = export_onnx(spec, g, opset=opset, lower=lower, fold=fold)
     ref = torch_reference(g)
+    n = {} if semantic_samples is None else {"n": semantic_samples}
     with staged(path) as tmp:
-        result = ExportResult(path=path, metadata=meta.replace(precision=precision))
+        result = ExportResult(path=path, metadata=meta.replace(precision=precision, family=family))
         log.info("parity of the fp32 graph against torch ...")
         fp32_bytes = fp32_model.SerializeToString()
         result.parity.append(compare_backend(spec, OrtBackend(fp32_bytes, name="onnxruntime-cpu fp32"), ref, "fp32",
                                              seed))
         low = None
         if precision == "fp32":
-            tmp.write_bytes(fp32_bytes)
+            final = fp32_model
+            set_metadata(final, result.metadata)  # the family, where given
+            tmp.write_bytes(final.SerializeToString())
         elif precision == "fp16":
-            fp16 = to_fp16(fp32_model)
-            set_metadata(fp16, result.metadata)
-            tmp.write_bytes(fp16.SerializeToString())
+            final = to_fp16(fp32_model)
+            set_metadata(final, result.metadata)
+            tmp.write_bytes(final.SerializeToString())
             log.info("parity of the fp16 graph and of its emulation against torch ...")
             low = OrtBackend(fp16_emulation(fp32_model).SerializeToString(), name="fp16-emulation")
             result.parity.append(compare_backend(spec, OrtBackend(tmp, name="onnxruntime-cpu fp16 graph"), ref,
@@ -111,24 +117,56 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
                 fp32_tmp.write_bytes(fp32_bytes)
                 log.info("calibrating int8 on %s ...", spec.arch)
                 to_int8(fp32_tmp, tmp, spec)
-            int8 = onnx.load(str(tmp))
-            set_metadata(int8, result.metadata)
-            tmp.write_bytes(int8.SerializeToString())
+            final = onnx.load(str(tmp))
+            set_metadata(final, result.metadata)
+            tmp.write_bytes(final.SerializeToString())
             low = OrtBackend(tmp, name="onnxruntime-cpu int8")
             log.info("parity of the int8 graph against torch ...")
             result.parity.append(compare_backend(spec, low, ref, "int8", seed))
         if low is not None:
-            n = semantic_samples
             log.info("judge agreement of %s with fp32 ...", precision)
-            result.agreement = judge_agreement(spec, g, low, precision, **({} if n is None else {"n": n}))
+            result.agreement = judge_agreement(spec, g, low, precision, **n)
+            result.checks.append(result.agreement)
         if not all(r.passed for r in result.parity):
             raise ParityError([r for r in result.parity if not r.passed])
         if result.agreement is not None and not result.agreement.passed:
-            raise SemanticError(f"{precision} changes what the images show: the judge agrees with fp32 on "
-                                f"{result.agreement.agreement:.2%} of {result.agreement.n} samples, below the "
-                                f"{result.agreement.bar:.0%} bar.",
+            raise SemanticError(f"{precision} changes what the images show: {result.agreement.text()}",
                                 note="keep more layers in fp32 (export/precision.py) or use a higher precision.")
+        result.checks += _engine_checks(spec, g, tmp, precision, check_bf16, n)
+        records = [c.validation() for c in result.checks]
+        if records:  # the verdicts travel in the file, for the runtime to choose by
+            result.metadata = result.metadata.replace(validations=tuple(records))
+            set_metadata(final, result.metadata)
+            tmp.write_bytes(final.SerializeToString())
     return result
+
+
+def _engine_checks(spec: ModelSpec, g: Any, path: Path, precision: str, check_bf16: bool,
+                   n: dict[str, int]) -> list[JudgeAgreement]:
+    """The same judge checks on the other CPU engine the runtime may choose: OpenVINO on an int8 file
+    (its own int8 kernels), and OpenVINO computing an fp32 file in bf16 where this CPU has bf16 units."""
+    from gantool.cpu import cpu_info
+    from gantool.extras import installed
+    from gantool.runtime.backends.openvino import OpenVinoBackend
+
+    if not installed("openvino"):
+        if check_bf16 or precision == "int8":
+            log.info("OpenVINO is not installed: its variants are not validated (pip install \"gantool[openvino]\")")
+        return []
+    checks = []
+    if precision == "int8":
+        log.info("judge agreement of int8 on OpenVINO with fp32 ...")
+        checks.append(judge_agreement(spec, g, OpenVinoBackend(path, name="openvino int8"), "int8", **n))
+    if precision == "fp32" and check_bf16:
+        if cpu_info().bf16_units is None:
+            log.info("this CPU (%s) has no bf16 units: bf16 is not validated", cpu_info().model)
+        else:
+            log.info("judge agreement of bf16 (OpenVINO) with fp32 ...")
+            checks.append(judge_agreement(spec, g, OpenVinoBackend(path, name="openvino bf16", compute="bf16"),
+                                          "bf16", **n))
+    for c in checks:
+        c.engine = "openvino"
+    return checks
 
 
 def run_triton_export(model: str, repo: str, precision: str = "fp32", opset: int = DEFAULT_OPSET,

@@ -8,14 +8,17 @@ from typing import Any
 
 import torch
 
-from gantool.contract import GeneratorContract
+from gantool.contract import (
+    SEMANTIC_BARS,
+    SEMANTIC_SAMPLES,
+    GeneratorContract,
+    SemanticBar,
+    Validation,
+)
+from gantool.cpu import cpu_info
 from gantool.noise import make_noise
 from gantool.runtime.backends.base import Backend
 from gantool.spec import ModelSpec
-
-# Minimum share of samples whose judged class is unchanged, per precision (named, like TOLERANCES).
-AGREEMENT_BARS = {"fp16": 0.99, "int8": 0.98}
-SEMANTIC_SAMPLES = 5000
 
 
 @dataclass
@@ -24,24 +27,42 @@ class JudgeAgreement:
     precision: str
     n: int
     agreement: float  # share of samples the judge puts in the same class for both
-    bar: float
+    bar: SemanticBar
     fd_between: float  # FD-judge between the fp32 and the reduced-precision image sets (same z)
     label_accuracy_fp32: float | None  # conditional models: judged class == requested label
     label_accuracy_low: float | None
+    engine: str = "ort"  # the runtime engine the check ran on (its registry name)
+
+    @property
+    def label_drift(self) -> float | None:
+        if self.label_accuracy_fp32 is None or self.label_accuracy_low is None:
+            return None
+        return abs(self.label_accuracy_low - self.label_accuracy_fp32)
 
     @property
     def passed(self) -> bool:
-        return self.agreement >= self.bar
+        drift = self.label_drift
+        return (self.agreement >= self.bar.agreement and self.fd_between <= self.bar.fd_between
+                and (drift is None or drift <= self.bar.label_drift + 1e-12))
 
     def text(self) -> str:
         acc = ("" if self.label_accuracy_fp32 is None else
                f"; label accuracy {self.label_accuracy_fp32:.2%} -> {self.label_accuracy_low:.2%}")
-        return (f"judge agreement: {self.runner} against torch fp32 on {self.n} samples: {self.agreement:.2%} "
-                f"(bar {self.bar:.0%}), FD-judge between the sets {self.fd_between:.3g}{acc} "
+        return (f"judge agreement: {self.runner} against torch fp32 on {self.n} samples: {self.agreement:.2%}, "
+                f"FD-judge between the sets {self.fd_between:.3g}{acc} (bars: {self.bar.text()}) "
                 f"{'PASSED' if self.passed else 'FAILED'}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+        d = asdict(self)
+        d["bar"] = asdict(self.bar)
+        return {**d, "label_drift": self.label_drift, "passed": self.passed}
+
+    def validation(self) -> Validation:
+        """The record a file's metadata keeps of this check (contract.VALIDATION_KEY)."""
+        checks = {"n": float(self.n), "agreement": self.agreement, "fd_between": self.fd_between}
+        if self.label_drift is not None:
+            checks["label_drift"] = self.label_drift
+        return Validation(self.precision, self.engine, self.passed, cpu_info().model, checks)
 
 
 def judge_agreement(spec: ModelSpec, g: torch.nn.Module, backend: Backend, precision: str,
@@ -63,5 +84,5 @@ def judge_agreement(spec: ModelSpec, g: torch.nn.Module, backend: Backend, preci
     f_low, p_low = judge_outputs(judge, torch.cat(low).clamp(-1, 1))
     acc = (None, None) if labels is None else (float((p_ref == labels).mean()), float((p_low == labels).mean()))
     return JudgeAgreement(runner=backend.name, precision=precision, n=n, agreement=float((p_ref == p_low).mean()),
-                          bar=AGREEMENT_BARS[precision], fd_between=frechet_distance(f_ref, f_low),
+                          bar=SEMANTIC_BARS[precision], fd_between=frechet_distance(f_ref, f_low),
                           label_accuracy_fp32=acc[0], label_accuracy_low=acc[1])

@@ -159,6 +159,29 @@ TOLERANCES: dict[str, Tolerance] = {
     "int8": Tolerance(p99_abs=0.25, mean_abs=3e-2),
 }
 
+
+@dataclass(frozen=True)
+class SemanticBar:
+    """What a reduced precision may change in what the images show, against fp32 from the same (z, label):
+    the judge's class agreement, the drift of label accuracy, and the FD-judge between the two image sets."""
+
+    agreement: float  # least share of samples the judge classes alike
+    label_drift: float  # largest |label accuracy - fp32's| (conditional models)
+    fd_between: float  # largest FD-judge between the two sets
+
+    def text(self) -> str:
+        return (f"agreement >= {self.agreement:.1%}, label accuracy within {self.label_drift * 100:.1f} points, "
+                f"FD-judge between the sets <= {self.fd_between:g}")
+
+
+# Every reduced precision is judged alike (bf16 keeps 8 mantissa bits: its element-wise bound would be
+# looser than fp16's, these are not). The FD bar is the real-data floor (10k training against the test
+# digits under the primary judge, docs/quality.md): a variant must move the set less than real data differs.
+REAL_FD_FLOOR = 4.65
+SEMANTIC_SAMPLES = 2000
+SEMANTIC_BARS: dict[str, SemanticBar] = {p: SemanticBar(agreement=0.995, label_drift=0.003, fd_between=REAL_FD_FLOOR)
+                                         for p in ("fp16", "bf16", "int8")}
+
 # --- precision vocabulary --------------------------------------------------------------------------
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # what an artifact is computed in (docs/precision.md)
 GRAPHS = ("lowered", "interleaved", "plain")  # export/lower.py's forms of one fp32 graph
@@ -174,7 +197,34 @@ PRECISION_KEY = _PREFIX + "precision"
 GRAPH_KEY = _PREFIX + "graph"
 FLOPS_KEY = _PREFIX + "flops_per_sample"
 ACTIVATION_KEY = _PREFIX + "peak_activation_values"
-_KEYS = (SCHEMA_KEY, SPEC_KEY, NOISE_KEY, VERSION_KEY, PRECISION_KEY, GRAPH_KEY, FLOPS_KEY, ACTIVATION_KEY)
+FAMILY_KEY = _PREFIX + "family"  # the digest of the weights every variant of one export was made from
+VALIDATION_KEY = _PREFIX + "validation"  # JSON: the checks this file passed, per precision and engine
+_KEYS = (SCHEMA_KEY, SPEC_KEY, NOISE_KEY, VERSION_KEY, PRECISION_KEY, GRAPH_KEY, FLOPS_KEY, ACTIVATION_KEY,
+         FAMILY_KEY, VALIDATION_KEY)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One check a file passed at export: running in `precision` on `engine` (bf16: OpenVINO's bf16
+    inference on this fp32 graph; int8: the Q/DQ graph itself) against torch fp32, on the CPU named."""
+
+    precision: str
+    engine: str
+    passed: bool
+    cpu: str
+    checks: dict[str, float]  # agreement, label_drift, fd_between, max_abs ...: what was measured
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"precision": self.precision, "engine": self.engine, "passed": self.passed, "cpu": self.cpu,
+                "checks": dict(self.checks)}
+
+    @classmethod
+    def from_dict(cls, d: Any, source: str) -> "Validation":
+        if not isinstance(d, dict) or d.get("precision") not in PRECISIONS or not isinstance(d.get("engine"), str) \
+                or not isinstance(d.get("passed"), bool) or not isinstance(d.get("checks", {}), dict):
+            raise MetadataError(f"{source}: an entry of {VALIDATION_KEY} is malformed: {str(d)[:80]!r}.")
+        checks = {str(k): float(v) for k, v in d.get("checks", {}).items() if isinstance(v, (int, float))}
+        return cls(d["precision"], d["engine"], d["passed"], str(d.get("cpu", "")), checks)
 
 
 @dataclass(frozen=True)
@@ -187,7 +237,16 @@ class GeneratorMetadata:
     gantool_version: str = ""
     flops_per_sample: int | None = None  # counted before lowering: useful work only
     peak_activation_values: int | None = None  # the largest tensor of one sample: the CPU chunk size
+    family: str | None = None  # FAMILY_KEY: files with the same family are variants of one model
+    validations: tuple[Validation, ...] = ()
     extra: dict[str, str] = field(default_factory=dict)  # non-gantool metadata_props, kept as they are
+
+    def validated(self, precision: str, engine: str) -> bool:
+        """Did this file pass its export checks for running in `precision` on `engine`? fp32 files are
+        checked by their export's parity against torch (it refuses to write a file that fails it)."""
+        if precision == "fp32" == self.precision:
+            return True
+        return any(v.passed and v.precision == precision and v.engine == engine for v in self.validations)
 
     @property
     def contract(self) -> GeneratorContract:
@@ -211,6 +270,10 @@ def write_metadata(meta: GeneratorMetadata) -> dict[str, str]:
         props[FLOPS_KEY] = str(meta.flops_per_sample)
     if meta.peak_activation_values is not None:
         props[ACTIVATION_KEY] = str(meta.peak_activation_values)
+    if meta.family is not None:
+        props[FAMILY_KEY] = meta.family
+    if meta.validations:
+        props[VALIDATION_KEY] = json.dumps([v.to_dict() for v in meta.validations], sort_keys=True)
     return {**meta.extra, **props}
 
 
@@ -254,10 +317,26 @@ def read_metadata(props: Mapping[str, Any], source: str) -> GeneratorMetadata:
         raise MetadataError(f"{source}: {PRECISION_KEY} is {precision!r}; allowed: {', '.join(PRECISIONS)}.")
     if graph not in GRAPHS:
         raise MetadataError(f"{source}: {GRAPH_KEY} is {graph!r}; allowed: {', '.join(GRAPHS)}.")
+    family = props.get(FAMILY_KEY)
+    if family is not None and not (family.isascii() and family.isalnum() and 8 <= len(family) <= 64):
+        raise MetadataError(f"{source}: {FAMILY_KEY} must be a hex digest, got {family[:40]!r}.")
     return GeneratorMetadata(spec=spec, precision=precision, graph=graph, gantool_version=props.get(VERSION_KEY, ""),
                              flops_per_sample=_count(props, FLOPS_KEY, source),
                              peak_activation_values=_count(props, ACTIVATION_KEY, source),
+                             family=family, validations=_validations(props, source),
                              extra={k: v for k, v in props.items() if not k.startswith(_PREFIX)})
+
+
+def _validations(props: Mapping[str, str], source: str) -> tuple[Validation, ...]:
+    if VALIDATION_KEY not in props:
+        return ()
+    try:
+        entries = json.loads(props[VALIDATION_KEY])
+    except (ValueError, RecursionError):
+        raise MetadataError(f"{source}: its {VALIDATION_KEY} is not valid JSON.") from None
+    if not isinstance(entries, list):
+        raise MetadataError(f"{source}: its {VALIDATION_KEY} must be a JSON list.")
+    return tuple(Validation.from_dict(e, source) for e in entries)
 
 
 def _count(props: Mapping[str, str], key: str, source: str) -> int | None:

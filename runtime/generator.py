@@ -14,12 +14,22 @@ from typing import Any
 
 import numpy as np
 
-from gantool.contract import GRID_COLUMNS, GRID_IMAGES, MAX_BATCH, Z_LIMIT, grid_columns, grid_labels
+from gantool.contract import (
+    GRID_COLUMNS,
+    GRID_IMAGES,
+    MAX_BATCH,
+    Z_LIMIT,
+    Z,
+    grid_columns,
+    grid_labels,
+)
 from gantool.errors import GantoolError
 from gantool.images import Uint8Map, make_grid, save_png
 from gantool.noise import fresh_noise, make_noise
 from gantool.paths import cached_onnx, shipped_onnx
-from gantool.runtime.backends import ENGINES, Backend, infer_split, open_backend
+from gantool.runtime.backends import ENGINES, Backend, infer_split
+from gantool.runtime.select import Selection, select
+from gantool.runtime.tune import TUNE_ENV, Progress
 from gantool.spec import ZOO_NAMES
 
 DEFAULT_MAX_N = MAX_BATCH
@@ -62,27 +72,42 @@ class Generator:
     """Thread-safe: backends run concurrent calls (ORT sessions are re-entrant; a TensorRT context is
     locked), and sample() keeps no state between calls."""
 
-    def __init__(self, backend: Backend, max_n: int = DEFAULT_MAX_N) -> None:
-        self.backend, self.max_n = backend, max_n
-        self.metadata = backend.generator_metadata()  # validated against the backend's own graph
+    def __init__(self, backend: Backend | Selection, max_n: int = DEFAULT_MAX_N) -> None:
+        self.selection = backend if isinstance(backend, Selection) else Selection({1: backend}, "pinned", "fp32")
+        self.backend, self.max_n = self.selection.primary, max_n
+        self.metadata = self.backend.generator_metadata()  # validated against the backend's own graph
         self.spec, self.contract = self.metadata.spec, self.metadata.contract
-        self.source = backend.source
+        self.source = self.backend.source
         self.to_uint8 = Uint8Map(*self.spec.output_range)  # the spec's output range -> gray levels
 
     @classmethod
     def load(cls, model: str | Path, engine: str = "auto", threads: int | None = None,
-             max_n: int = DEFAULT_MAX_N) -> "Generator":
+             max_n: int = DEFAULT_MAX_N, precision: str = "fp32", tune: bool | None = None,
+             progress: Progress | None = None, retune: bool = False) -> "Generator":
         """model: a .onnx or .plan file, or a zoo name (gan, cgan, cdcgan, cwgan ship as ONNX; dcgan and
-        cgan-in are read from the cache that `gantool export --model NAME --to-cache` fills)."""
+        cgan-in are read from the cache that `gantool export --model NAME --to-cache` fills).
+
+        precision: fp32 (exact, the default), auto (any variant validated at export), bf16 or int8.
+        On the CPU, engine="auto" with no thread count picks the fastest candidate per batch size once per
+        machine and caches it (runtime/tune.py); tune=False (or GANTOOL_TUNE=off) keeps the default,
+        and a pinned engine, thread count or reduced precision skips tuning; retune=True measures again."""
         if isinstance(max_n, bool) or not isinstance(max_n, int) or not 1 <= max_n <= MAX_BATCH:
             raise SampleError(f"max_n must be an integer in 1..{MAX_BATCH}, got {max_n!r}.")
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise SampleError(f"threads must be an integer >= 1 (or None for all cores), got {threads!r}.")
-        return cls(open_backend(resolve_model(model), engine, threads), max_n)
+        if tune is not None and not isinstance(tune, bool):
+            raise SampleError(f"tune must be True, False or None (the {TUNE_ENV} setting), got {tune!r}.")
+        return cls(select(resolve_model(model), engine, threads, precision, tune, progress, retune), max_n)
 
     @property
     def precision(self) -> str:
-        return self.metadata.precision
+        """What the primary backend computes in (bf16 where OpenVINO runs an fp32 file in bf16)."""
+        return self.backend.compute or self.metadata.precision
+
+    @property
+    def choice(self) -> dict[str, Any]:
+        """Which backend serves which batch size, and why (pinned, default, cached or tuned)."""
+        return self.selection.describe()
 
     @property
     def conditional(self) -> bool:
@@ -155,7 +180,7 @@ class Generator:
     # --- sampling ---------------------------------------------------------------------------------
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Raw float output (N, C, H, W), split into the engine's max batch."""
-        return infer_split(self.backend, feeds)
+        return infer_split(self.selection.backend_for(len(feeds[Z])), feeds)
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
         """Raw output (N, C, H, W) -> uint8 images (N, H, W), or (N, H, W, C) for color."""
@@ -199,7 +224,7 @@ class Generator:
         return Path(path)
 
     def close(self) -> None:
-        self.backend.deactivate()
+        self.selection.close()
 
     def __enter__(self) -> "Generator":
         return self

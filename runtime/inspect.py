@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from gantool.contract import SPEC_KEY, read_metadata, write_metadata
+from gantool.contract import SPEC_KEY, VALIDATION_KEY, read_metadata, write_metadata
 from gantool.errors import GantoolError
 from gantool.extras import installed
 from gantool.runtime.backends.ort import OrtBackend
@@ -26,6 +26,23 @@ def _graph_facts(path: Path) -> dict[str, Any]:
     ops = Counter(n.op_type for n in m.graph.node)
     return {"opset": next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None),
             "ops": dict(ops.most_common()), "nodes": sum(ops.values()), "ir_version": m.ir_version}
+
+
+def _tuned(path: Path) -> dict[str, Any]:
+    """The choices cached on this machine for this file (per precision setting), without tuning."""
+    from gantool.runtime.select import siblings
+    from gantool.runtime.tune import cache_key, read_cached
+    from gantool.runtime.variants import RUNTIME_PRECISIONS
+
+    if path.suffix != ".onnx":
+        return {}
+    files = siblings(path)
+    out = {}
+    for precision in RUNTIME_PRECISIONS:
+        cached = read_cached(cache_key(files, precision, None))
+        if cached is not None:
+            out[precision] = {str(c.batch): {**c.candidate.to_dict(), "why": c.why} for c in cached.choices}
+    return out
 
 
 def describe(model: str | Path) -> dict[str, Any]:
@@ -45,7 +62,8 @@ def describe(model: str | Path) -> dict[str, Any]:
         info.update(kind="onnx", **_graph_facts(path))
     else:
         raise GantoolError(f"{path}: unknown file type; allowed: .onnx, .plan.")
-    info.update(precision=meta.precision, graph=meta.graph, spec=meta.spec.to_dict(),
+    info.update(precision=meta.precision, graph=meta.graph, spec=meta.spec.to_dict(), family=meta.family,
+                validations=[v.to_dict() for v in meta.validations], tuned=_tuned(path),
                 metadata=write_metadata(meta),
                 inputs=[{"name": t.name, "dtype": t.dtype, "shape": [d if isinstance(d, int) else str(d) for d in t.shape]}
                         for t in inputs],
@@ -74,8 +92,18 @@ def describe_text(info: dict[str, Any]) -> str:
         lines.append(f"  profile: batch min {p['min_batch']} opt {p['opt_batch']} max {p['max_batch']}; "
                      f"TensorRT {info.get('tensorrt_version')} on {info.get('gpu')}")
     for k, v in sorted(info["metadata"].items()):
-        if k != SPEC_KEY:  # shown above, field by field
+        if k not in (SPEC_KEY, VALIDATION_KEY):  # shown above and below, field by field
             lines.append(f"  {k} = {v}")
+    for v in info.get("validations", []):
+        checks = ", ".join(f"{k} {x:.4g}" for k, x in sorted(v["checks"].items()))
+        lines.append(f"  validated: {v['precision']} on {v['engine']}: {'passed' if v['passed'] else 'FAILED'} "
+                     f"({checks}; on {v['cpu']})")
+    for precision, routes in info.get("tuned", {}).items():
+        for b, c in routes.items():
+            lines.append(f"  tuned here (precision {precision}): batch {b}: {c['engine']} {c['precision']} "
+                         f"{Path(c['file']).name} x{c['threads']} ({c['why']})")
+    if info["kind"] == "onnx" and not info.get("tuned"):
+        lines.append("  tuned here: not yet (the first Generator.load, or gantool tune, measures it)")
     if info.get("note"):
         lines.append(f"  note: {info['note']}")
     return "\n".join(lines)

@@ -14,11 +14,11 @@ import json
 import subprocess
 from pathlib import Path
 
-from gantool.export.run import (
-    run_export,  # scripts are the top layer: they may use every part of gantool
+from gantool.export.variants import (
+    run_variants,  # scripts are the top layer: they may use all of gantool
 )
 from gantool.fileio import atomic_write_bytes
-from gantool.paths import SHIPPED_ONNX, shipped_onnx
+from gantool.paths import SHIPPED_ONNX, WEIGHTS_DIR
 from gantool.train.checkpoint import load_checkpoint, spec_and_recipe
 from gantool.train.data import load_split
 from gantool.train.evaluate import evaluate_model
@@ -170,10 +170,8 @@ def main() -> None:
     write_shipped(path, spec, state, card)
     read_shipped(path)  # it loads back
     atomic_write_bytes(path.with_suffix(".md"), card_markdown(args.name, card).encode())
-    if args.name in SHIPPED_ONNX:  # what scripts/ship_onnx.py does for one name
-        result = run_export(str(path), str(shipped_onnx(args.name)))
-        worst = max(c.max_abs for r in result.parity for c in r.comparisons)
-        print(f"{args.name}: wrote {result.path} (parity max abs {worst:.2e})")
+    if args.name in SHIPPED_ONNX:  # the ONNX family beside the weights (scripts/ship_onnx.py for one name)
+        print(run_variants(str(path), str(WEIGHTS_DIR), stem=args.name).text())
     print(card_markdown(args.name, card))
 
 

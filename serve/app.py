@@ -103,6 +103,7 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig(),
     @app.get("/v1/model")
     async def model() -> dict[str, Any]:
         return {"spec": generator.spec.to_dict(), "source": generator.source, "engine": generator.backend.name,
+                "precision": generator.precision, "choice": generator.choice,
                 "max_n": config.max_n, "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms}
 
     @app.get("/metrics")
@@ -210,7 +211,7 @@ def make_server(generator: Generator, config: ServeConfig = ServeConfig(),
 
 
 def serve(model: str, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig = ServeConfig(),
-          threads: int | None = None, engine: str = "auto") -> None:
+          threads: int | None = None, engine: str = "auto", precision: str = "fp32", progress: Any = None) -> None:
     """`gantool serve`: bind, load the model, serve until SIGTERM/SIGINT, drain."""
     from gantool.export.cache import (
         resolve_model,  # fills the 64x64 cache where torch and onnx exist
@@ -218,7 +219,8 @@ def serve(model: str, host: str = "127.0.0.1", port: int = 8000, config: ServeCo
 
     sock = bind(host, port)
     try:
-        g = Generator.load(resolve_model(model), engine=engine, threads=threads, max_n=config.max_n)
+        g = Generator.load(resolve_model(model), engine=engine, threads=threads, max_n=config.max_n,
+                           precision=precision, progress=progress)
     except BaseException:
         sock.close()
         raise

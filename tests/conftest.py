@@ -16,6 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("GANTOOL_TEST_DATA", ROOT.parent / "shared" / "data" / "mnist"))
 
 
+# The runtime tunes each model once per machine on its first load (runtime/tune.py): seconds of timing
+# that would land in whichever test loads a model first, and make its backend depend on the load at that
+# moment. Tests get the untuned default; tests/runtime/test_tune.py turns tuning on where it is the subject.
+os.environ.setdefault("GANTOOL_TUNE", "off")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     has_cuda = False
     if importlib.util.find_spec("torch") is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -43,6 +45,34 @@ def _engine_choice() -> click.Choice:
     return click.Choice(list(ENGINES))
 
 
+PRECISION_HELP = ("fp32: exact (the default); auto: any variant validated at export (bf16, int8, other graphs), "
+                  "the fastest per batch size on this machine; bf16 or int8: only that (docs/runtime.md)")
+
+
+def _precision_choice() -> click.Choice:
+    from gantool.runtime.variants import RUNTIME_PRECISIONS
+
+    return click.Choice(list(RUNTIME_PRECISIONS))
+
+
+def tune_progress() -> Any:
+    """A stderr progress bar for a first tuning (a cached choice prints nothing)."""
+    state: dict[str, Any] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, desc="tuning (once per machine)", unit="step", leave=False)
+        bar.set_postfix_str(what)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return update
+
+
 @cli.command("sample")
 @click.option("--model", required=True, metavar="FILE|NAME", help=MODEL_HELP)
 @click.option("--labels", default=None,
@@ -56,15 +86,17 @@ def _engine_choice() -> click.Choice:
                    "[default: 64 for unconditional models]")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="same seed, same images, on every engine")
 @click.option("--engine", type=_engine_choice(), default="auto", show_default=True, help="the runtime's engine")
+@click.option("--precision", type=_precision_choice(), default="fp32", show_default=True, help=PRECISION_HELP)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
               help=".png for a grid, .npy for the raw uint8 images")
 def sample_cmd(model: str, labels: str | None, per_label: int | None, n: int | None, seed: int, engine: str,
-               output: str) -> None:
+               precision: str, output: str) -> None:
     """Sample images with the runtime (no torch needed): a PNG grid or an .npy of uint8 images."""
     from gantool.export.cache import resolve_model
     from gantool.runtime.sample import run_sample
 
-    result = run_sample(resolve_model(model), output, parse_labels(labels), per_label, n, seed, engine)
+    result = run_sample(resolve_model(model), output, parse_labels(labels), per_label, n, seed, engine,
+                        precision=precision, progress=tune_progress())
     click.echo(result.text())
 
 
@@ -98,21 +130,73 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
 @click.option("--batch", "batches", default="1,8,64,256", show_default=True,
               help=f"comma-separated batch sizes, each 1..{MAX_BATCH}")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="[default: all cores]")
+@click.option("--precision", type=_precision_choice(), default="fp32", show_default=True,
+              help="what the runtime engine may run in: " + PRECISION_HELP)
 @click.option("--rounds", type=click.IntRange(1, 10000), default=10, show_default=True, help="interleaved rounds")
 @click.option("--no-cold-start", is_flag=True, help="skip the fresh-process cold start and peak memory probe")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the results here")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG plot (needs the bench extra)")
-def bench_cmd(engines: str, model: str, batches: str, threads: int | None, rounds: int, no_cold_start: bool,
-              json_path: str | None, output: str | None) -> None:
+def bench_cmd(engines: str, model: str, batches: str, threads: int | None, precision: str, rounds: int,
+              no_cold_start: bool, json_path: str | None, output: str | None) -> None:
     """Latency and throughput of engines side by side, interleaved, with the roofline."""
-    from gantool.benchmarks.bench import parse_batches, parse_engines, plot, run_bench, table
+    from gantool.benchmarks.bench import (
+        parse_batches,
+        parse_engines,
+        plot,
+        run_bench,
+        table,
+    )
 
     names, sizes = parse_engines(engines), parse_batches(batches)
     refuse_overwrite({"--json": json_path, "-o": output}, {"--model": model})
     refuse_overwrite({"-o": output}, {"--json": json_path})  # the plot would replace the results
-    res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start)
+    res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start, precision=precision)
 
     click.echo(table(res))
     if output:
         click.echo(plot(res, output))
     write_json(json_path, res.to_dict())
+
+
+@cli.command("tune")
+@click.option("--model", default=None, metavar="FILE|NAME", help=MODEL_HELP)
+@click.option("--precision", type=_precision_choice(), default="fp32", show_default=True, help=PRECISION_HELP)
+@click.option("--show", is_flag=True, help="list the choices cached on this machine")
+@click.option("--clear", is_flag=True, help="delete every cached choice (the next load tunes again)")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the result here")
+def tune_cmd(model: str | None, precision: str, show: bool, clear: bool, json_path: str | None) -> None:
+    """Time a model's validated variants x engines x threads on this machine and cache the fastest per batch.
+
+    Generator.load does this on first use; GANTOOL_TUNE=off keeps the default everywhere."""
+    from gantool.runtime import tune
+
+    if sum((model is not None, show, clear)) != 1:
+        raise GantoolError("give exactly one of --model (tune it now), --show or --clear.")
+    if clear:
+        click.echo(f"removed {tune.clear_cache()} cached choice(s) from {tune.cache_dir() / 'tune'}")
+        return
+    if show:
+        entries = tune.cached_entries()
+        for e in entries:
+            if e.get("unreadable"):
+                click.echo(f"{e['file']}: unreadable (the next load tunes again)")
+                continue
+            routes = "; ".join(f"batch {b}: {c['engine']} {c['precision']} {Path(c['file']).name} x{c['threads']}"
+                               for b, c in e["choices"].items())
+            click.echo(f"{', '.join(e['models'])} ({e['precision']}, {e['cpu_model']}, {e['tuned_at']}): {routes}")
+        if not entries:
+            click.echo(f"no cached choices in {tune.cache_dir() / 'tune'}")
+        write_json(json_path, entries)
+        return
+    from gantool.export.cache import resolve_model
+    from gantool.runtime.generator import Generator
+
+    refuse_overwrite({"--json": json_path}, {"--model": model})
+    with Generator.load(resolve_model(str(model)), precision=precision, progress=tune_progress(),
+                        retune=True) as g:
+        tuning = g.selection.tuning
+        if tuning is None:
+            click.echo(f"nothing to tune: {g.choice['how']} ({g.backend.name} on {g.source})")
+        else:
+            click.echo(tuning.text())
+        write_json(json_path, g.choice if tuning is None else {**g.choice, **tuning.to_dict()})

@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from gantool.cli.app import cli
+from gantool.cli.sampling import PRECISION_HELP, tune_progress
 from gantool.errors import GantoolError
 from gantool.runtime.generator import ENGINES
+from gantool.runtime.variants import RUNTIME_PRECISIONS
 
 
 @cli.command("serve")
@@ -26,8 +28,11 @@ from gantool.runtime.generator import ENGINES
               help="how long a client may take to send its request headers, and its body (then 408)")
 @click.option("--max-body-bytes", type=click.IntRange(min=64), default=65536, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="engine threads [default: all cores]")
+@click.option("--precision", type=click.Choice(RUNTIME_PRECISIONS), default="fp32", show_default=True,
+              help=PRECISION_HELP)
 def serve_cmd(model: str, engine: str, host: str, port: int, max_batch: int, max_wait_ms: float, max_n: int,
-              timeout_s: float, read_timeout_s: float, max_body_bytes: int, threads: int | None) -> None:
+              timeout_s: float, read_timeout_s: float, max_body_bytes: int, threads: int | None,
+              precision: str) -> None:
     """Serve sampling over HTTP with micro-batching (the serve extra)."""
     try:
         from gantool.serve.app import ServeConfig, serve
@@ -36,4 +41,5 @@ def serve_cmd(model: str, engine: str, host: str, port: int, max_batch: int, max
                            note='pip install "gantool[serve]".') from None
     config = ServeConfig(max_batch=max_batch, max_wait_ms=max_wait_ms, max_n=max_n, timeout_s=timeout_s,
                          max_body_bytes=max_body_bytes, read_timeout_s=read_timeout_s)
-    serve(model, host, port, config, threads=threads, engine=engine)
+    serve(model, host, port, config, threads=threads, engine=engine, precision=precision,
+          progress=tune_progress())

@@ -34,8 +34,10 @@ def choose_engine(path: Path, engine: str = "auto") -> str:
     return engine
 
 
-def open_backend(path: str | Path, engine: str = "auto", threads: int | None = None) -> Backend:
-    """The backend for a generator file, activated, its metadata read and checked against its graph."""
+def open_backend(path: str | Path, engine: str = "auto", threads: int | None = None,
+                 compute: str | None = None) -> Backend:
+    """The backend for a generator file, activated, its metadata read and checked against its graph;
+    compute: a precision the engine computes an fp32 file in (OpenVINO: bf16), None for the file's own."""
     path = Path(path)
     suffixes = sorted({s for b in BACKENDS.values() for s in b.suffixes})
     if path.suffix not in suffixes:
@@ -47,7 +49,10 @@ def open_backend(path: str | Path, engine: str = "auto", threads: int | None = N
         fitting = ", ".join(n for n, b in BACKENDS.items() if path.suffix in b.suffixes)
         raise EngineError(f"engine {name} does not run {path.suffix} files; {path.name} runs with: {fitting}.",
                           note="build a TensorRT engine with gantool build --model FILE.onnx" if name == "trt" else None)
-    backend = cls(path, threads=threads)
+    if compute is not None and compute not in cls.compute_precisions:
+        able = ", ".join(n for n, b in BACKENDS.items() if compute in b.compute_precisions) or "none"
+        raise EngineError(f"engine {name} cannot compute {path.name} in {compute}; engines that can: {able}.")
+    backend = cls(path, threads=threads, **({} if compute is None else {"compute": compute}))
     try:
         backend.generator_metadata()
     except BaseException:

@@ -45,9 +45,14 @@ class Backend(ABC):
 
     engine: str = "backend"  # the registry name (runtime/backends/__init__.py)
     suffixes: tuple[str, ...] = (".onnx",)  # the files it opens
+    compute_precisions: tuple[str, ...] = ()  # precisions it can compute an fp32 file in (OpenVINO: bf16)
 
-    def __init__(self, model: str | os.PathLike | bytes, threads: int | None = None, name: str | None = None) -> None:
-        self.model, self.threads = model, threads
+    def __init__(self, model: str | os.PathLike | bytes, threads: int | None = None, name: str | None = None,
+                 compute: str | None = None) -> None:
+        if compute is not None and compute not in self.compute_precisions:
+            allowed = ", ".join(self.compute_precisions) or "only the file's own precision"
+            raise GantoolError(f"engine {self.engine} cannot compute in {compute}; allowed: {allowed}.")
+        self.model, self.threads, self.compute = model, threads, compute
         self.name = name or self.engine
         self.active = False
         self.max_batch: int | None = None  # None: any batch; otherwise the engine's profile limit

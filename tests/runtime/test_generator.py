@@ -147,10 +147,18 @@ def test_shipped_onnx_matches_a_fresh_export_of_the_shipped_weights(name, tmp_pa
     from gantool.train.shipped import shipped_path
 
     assert shipped_onnx(name).is_file(), f"{name}.onnx is not shipped; run python scripts/ship_onnx.py {name}"
+    from gantool.contract import FAMILY_KEY, VALIDATION_KEY
+    from gantool.export.variants import family_digest
+
     fresh = run_export(str(shipped_path(name)), str(tmp_path / "fresh.onnx")).path
     shipped_meta = {p.key: p.value for p in onnx.load(str(shipped_onnx(name))).metadata_props}
     fresh_meta = {p.key: p.value for p in onnx.load(str(fresh)).metadata_props}
+    family = shipped_meta.pop(FAMILY_KEY, None)  # the variants' shared digest, and their checks' verdicts
+    shipped_meta.pop(VALIDATION_KEY, None)
     assert shipped_meta == fresh_meta
+    assert family == family_digest(str(shipped_path(name))), f"re-ship the variants: python scripts/ship_onnx.py {name}"
+    for sibling in shipped_onnx(name).parent.glob(f"{name}.*.onnx"):  # plain, int8: the same weights
+        assert {p.key: p.value for p in onnx.load(str(sibling)).metadata_props}[FAMILY_KEY] == family
     with Generator.load(shipped_onnx(name)) as a, Generator.load(fresh) as b:
         kw = {"labels": list(range(10)) * 5} if a.conditional else {"n": 50}
         fa, fb = a.run(a.inputs(seed=3, **kw)), b.run(b.inputs(seed=3, **kw))

@@ -162,6 +162,7 @@ def test_happy_paths(server, local):
     assert np.abs(decode(unseeded).astype(int) - decode(replay)).max() <= 1
     meta = httpx.get(server + "/v1/model").json()
     assert meta["spec"]["arch"] == "cdcgan" and meta["max_n"] == 64 and meta["engine"] == "ort"  # --engine
+    assert meta["precision"] == "fp32" and meta["choice"]["how"] == "pinned"  # what was chosen, and why
     assert "/v1/sample" in httpx.get(server + "/openapi.json").json()["paths"]
     m = httpx.get(server + "/metrics").text
     assert 'gantool_requests_total{endpoint="/v1/sample",status="200"}' in m and "gantool_batch_size_bucket" in m

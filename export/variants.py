@@ -1,0 +1,97 @@
+"""`gantool export --variants`: the family of files the runtime chooses among on a CPU.
+
+NAME.onnx (the lowered fp32 graph, also judged computed in bf16 by OpenVINO), NAME.plain.onnx (the
+unlowered fp32 graph: faster at batch 1 on some machines) and NAME.int8.onnx (Q/DQ on the lowered
+graph, judged on ONNX Runtime and OpenVINO). Every file carries the family digest and its checks'
+verdicts in its metadata (contract.Validation); a variant that fails its checks is not written, nor a plain graph identical to the lowered one (MLPs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gantool.errors import GantoolError
+from gantool.export.onnx import DEFAULT_OPSET
+from gantool.export.run import ExportResult, run_export
+
+log = logging.getLogger(__name__)
+
+# (tag in the file name, precision, lowered?): the order they are made in; the base comes first
+VARIANTS = (("", "fp32", True), ("plain", "fp32", False), ("int8", "int8", True))
+
+
+def family_digest(model: str) -> str:
+    """A digest of the weights and spec every variant is made from: files with equal digests are one model."""
+    from gantool.train.checkpoint import load_generator
+
+    spec, g = load_generator(model)
+    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(g.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def variant_name(stem: str, tag: str) -> str:
+    """NAME.onnx and NAME.TAG.onnx: the names runtime/select.py looks for beside a file."""
+    return f"{stem}.onnx" if not tag else f"{stem}.{tag}.onnx"
+
+
+@dataclass
+class VariantsResult:
+    folder: Path
+    family: str
+    written: list[ExportResult] = field(default_factory=list)
+    not_written: dict[str, str] = field(default_factory=dict)  # file name -> why it was not written
+
+    def text(self) -> str:
+        lines = []
+        for r in self.written:
+            lines.append(f"{r.path.name}: {r.precision}, {r.metadata.graph} graph, "
+                         f"{r.path.stat().st_size / 2 ** 20:.2f} MiB")
+            lines += [f"  {line}" for line in r.text().splitlines()]
+        lines += [f"{name}: not written: {why}" for name, why in self.not_written.items()]
+        lines.append(f"family {self.family}: {len(self.written)} files in {self.folder}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "family": self.family, "files": [r.to_dict() for r in self.written],
+                "not_written": self.not_written}
+
+
+def run_variants(model: str, folder: str | None = None, opset: int = DEFAULT_OPSET,
+                 semantic_samples: int | None = None, seed: int = 0, stem: str | None = None) -> VariantsResult:
+    """Write every variant into folder (default: the current one), each validated before it lands;
+    stem names the files (default: the model's arch)."""
+    from gantool.export.parity import ParityError
+    from gantool.export.run import SemanticError
+    from gantool.train.checkpoint import load_generator
+
+    out = Path(folder or ".")
+    if out.exists() and not out.is_dir():
+        raise GantoolError(f"-o {out} is a file; --variants writes a family of files into a folder.")
+    out.mkdir(parents=True, exist_ok=True)
+    from torch import nn
+
+    spec, g = load_generator(model)
+    result = VariantsResult(out, family_digest(model))
+    convolutional = any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in g.modules())
+    for tag, precision, lower in VARIANTS:
+        path = out / variant_name(stem or spec.arch, tag)
+        if not lower and not convolutional:  # lowering rewrites convolutions only: the same graph again
+            result.not_written[path.name] = f"{spec.arch} has no convolution: its lowered graph is the plain one"
+            continue
+        log.info("variant %s ...", path.name)
+        try:
+            result.written.append(run_export(model, str(path), precision, opset, semantic_samples, lower=lower,
+                                             seed=seed, family=result.family, check_bf16=not tag))
+        except (ParityError, SemanticError) as e:
+            if not tag:
+                raise  # without its base the family is nothing
+            result.not_written[path.name] = str(e).splitlines()[0]
+    return result

@@ -1,0 +1,257 @@
+"""Choose, once per machine, how each batch size of a model runs fastest; cache the choice.
+
+The candidates (runtime/variants.py) are timed interleaved: every round times each one in turn, so a
+burst of load on this shared machine (its speed swings by up to ~50% for seconds) hits all of them
+alike. The default (ONNX Runtime, the given file, all cores) is kept unless a candidate beats it by
+more than SWITCH_MARGIN in most rounds. The choice is cached in the user's cache folder under a key of
+the model's files, the CPU model and flags, and the engine versions; a later load reads it and opens
+only the chosen backends. GANTOOL_TUNE=off (or Generator.load(tune=False)) keeps the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import gantool
+from gantool.contract import GeneratorContract
+from gantool.cpu import cpu_info
+from gantool.extras import installed
+from gantool.fileio import atomic_write_json
+from gantool.noise import make_noise
+from gantool.paths import cache_dir
+from gantool.runtime.variants import Candidate
+from gantool.spec import ModelSpec
+
+TUNE_BATCHES = (1, 16, 256)  # the buckets; a request goes to the nearest one (in log2)
+TUNE_ROUNDS = 7
+SWITCH_MARGIN = 0.05  # a candidate must be this much faster than the default ...
+ROUND_SECONDS = 0.02  # ... in most rounds, each timing at least this long (several calls when fast)
+TUNE_ENV = "GANTOOL_TUNE"  # "off" (or 0/false/no) keeps the default choice everywhere
+CACHE_SCHEMA = 1
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+
+def tuning_enabled() -> bool:
+    return os.environ.get(TUNE_ENV, "").strip().lower() not in ("off", "0", "false", "no")
+
+
+def bucket(n: int, batches: tuple[int, ...] = TUNE_BATCHES) -> int:
+    """The tuned batch size nearest to n, in log2 (n=3 -> 1, n=5 -> 16, n=100 -> 256 with the defaults; a tie goes to the smaller)."""
+    return min(batches, key=lambda b: (abs(np.log2(max(n, 1)) - np.log2(b)), b))
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def engine_versions() -> dict[str, str]:
+    from gantool.runtime.ort import import_onnxruntime
+
+    versions = {"gantool": gantool.__version__, "onnxruntime": import_onnxruntime().__version__}
+    if installed("openvino"):
+        import openvino
+
+        versions["openvino"] = openvino.__version__
+    return versions
+
+
+def cache_key(files: list[Path], precision: str, threads: int | None) -> dict[str, Any]:
+    """What a cached choice is valid for: the same files (by digest), CPU, engine versions and request."""
+    cpu = cpu_info()
+    return {"schema": CACHE_SCHEMA, "files": {p.name: file_digest(p) for p in files}, "cpu_model": cpu.model,
+            "cpu_flags": cpu.notable_flags, "cpus": cpu.cpus, "versions": engine_versions(),
+            "precision": precision, "threads": threads, "batches": list(TUNE_BATCHES)}
+
+
+def cache_path(key: dict[str, Any]) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+    return cache_dir() / "tune" / f"{digest}.json"
+
+
+@dataclass
+class Choice:
+    """The tuner's verdict for one batch size: the winner, the default, and their round medians."""
+
+    batch: int
+    candidate: Candidate
+    default: Candidate
+    ms: float  # median over rounds of the winner's per-call time
+    default_ms: float
+    wins: int  # rounds in which the winner beat the default by more than SWITCH_MARGIN
+    rounds: int
+
+    @property
+    def why(self) -> str:
+        if self.candidate == self.default:
+            return f"the default: nothing beat it by > {SWITCH_MARGIN:.0%} in most of {self.rounds} rounds"
+        return (f"{self.default_ms / self.ms:.2f}x faster than the default ({self.default.label}, "
+                f"{self.default_ms:.3g} ms), > {SWITCH_MARGIN:.0%} ahead in {self.wins} of {self.rounds} rounds")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"batch": self.batch, "candidate": self.candidate.to_dict(), "default": self.default.to_dict(),
+                "ms": self.ms, "default_ms": self.default_ms, "wins": self.wins, "rounds": self.rounds,
+                "why": self.why}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Choice:
+        return cls(int(d["batch"]), Candidate.from_dict(d["candidate"]), Candidate.from_dict(d["default"]),
+                   float(d["ms"]), float(d["default_ms"]), int(d["wins"]), int(d["rounds"]))
+
+
+@dataclass
+class TuneResult:
+    choices: list[Choice]
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)  # batch -> candidate label -> median ms
+    skipped: list[str] = field(default_factory=list)  # candidates left out, and why
+    seconds: float = 0.0  # what tuning cost
+    cached: bool = False  # read from the cache rather than measured now
+    path: Path | None = None
+
+    def choice(self, n: int) -> Choice:
+        b = bucket(n, tuple(c.batch for c in self.choices))
+        return next(c for c in self.choices if c.batch == b)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"choices": [c.to_dict() for c in self.choices], "timings": self.timings, "skipped": self.skipped,
+                "seconds": self.seconds, "cached": self.cached, "cache_file": None if self.path is None else str(self.path)}
+
+    def text(self) -> str:
+        head = (f"tuned in {self.seconds:.1f} s" + (" (cached)" if self.cached else "")
+                + (f": {self.path}" if self.path else ""))
+        lines = [head]
+        for c in self.choices:
+            lines.append(f"  batch {c.batch:>4}: {c.candidate.label}  {c.ms:.3g} ms  ({c.why})")
+        lines += [f"  left out: {s}" for s in self.skipped]
+        return "\n".join(lines)
+
+
+def _time_calls(run: Callable[[], Any], calls: int) -> float:
+    t = time.perf_counter()
+    for _ in range(calls):
+        run()
+    return (time.perf_counter() - t) / calls * 1e3
+
+
+def decide(per_round: list[list[float]]) -> tuple[int, list[float], list[int]]:
+    """The rule: per_round[i][r] is candidate i's time in round r, candidate 0 the default. A candidate
+    is eligible when it beat the default by more than SWITCH_MARGIN in most rounds; the eligible one
+    with the lowest median wins. Returns (winner, medians, wins)."""
+    default = np.asarray(per_round[0])
+    rounds = len(default)
+    medians = [float(np.median(p)) for p in per_round]
+    wins = [int(np.sum(np.asarray(p) < default * (1 - SWITCH_MARGIN))) for p in per_round]
+    eligible = [i for i in range(len(per_round)) if i == 0 or wins[i] > rounds / 2]
+    return min(eligible, key=lambda i: medians[i]), medians, wins
+
+
+def measure(candidates: list[Candidate], spec: ModelSpec, batches: tuple[int, ...] = TUNE_BATCHES,
+            rounds: int = TUNE_ROUNDS, progress: Progress | None = None) -> tuple[list[Choice], dict, list[str]]:
+    """Open every candidate, time them interleaved per batch, pick per batch (default first in the list)."""
+    from gantool.errors import GantoolError
+    from gantool.runtime.backends import infer_split
+
+    contract = GeneratorContract(spec)
+    opened: list[tuple[Candidate, Any]] = []
+    skipped: list[str] = []
+    total = len(candidates) + len(batches) * rounds
+    done = 0
+    try:
+        for c in candidates:
+            try:
+                opened.append((c, c.open()))
+            except GantoolError as e:  # an engine that cannot start here is left out, with the reason
+                if c == candidates[0]:
+                    raise
+                skipped.append(f"{c.label}: {str(e).split(' Note:')[0]}")
+            done += 1
+            if progress:
+                progress("opening", done, total)
+        choices: list[Choice] = []
+        timings: dict[str, dict[str, float]] = {}
+        for b in batches:
+            feeds = contract.feeds(make_noise(b, b, spec.latent_dim, spec.noise), contract.default_labels(b))
+            calls = []
+            for _, be in opened:
+                infer_split(be, feeds)  # warm-up
+                t = time.perf_counter()
+                infer_split(be, feeds)
+                calls.append(max(1, int(ROUND_SECONDS / max(time.perf_counter() - t, 1e-6))))
+            per: list[list[float]] = [[] for _ in opened]
+            for r in range(rounds):
+                order = list(range(len(opened)))
+                order = order[r % len(order):] + order[:r % len(order)]  # rotate who goes first
+                for i in order:
+                    be = opened[i][1]
+                    per[i].append(_time_calls(partial(infer_split, be, feeds), calls[i]))
+                done += 1
+                if progress:
+                    progress(f"timing batch {b}", done, total)
+            best, medians, wins = decide(per)
+            choices.append(Choice(b, opened[best][0], opened[0][0], medians[best], medians[0], wins[best], rounds))
+            timings[str(b)] = {c.label: m for (c, _), m in zip(opened, medians)}
+        return choices, timings, skipped
+    finally:
+        for _, be in opened:
+            be.deactivate()
+
+
+def read_cached(key: dict[str, Any]) -> TuneResult | None:
+    path = cache_path(key)
+    try:
+        d = json.loads(path.read_text())
+        if d.get("key") != key:
+            return None
+        result = TuneResult([Choice.from_dict(c) for c in d["choices"]], d.get("timings", {}),
+                            list(d.get("skipped", [])), float(d.get("seconds", 0.0)), cached=True, path=path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, or unreadable: tune again (the new result replaces it atomically)
+    if not all(c.candidate.path.is_file() for c in result.choices):
+        return None
+    return result
+
+
+def tune(candidates: list[Candidate], spec: ModelSpec, key: dict[str, Any], rounds: int = TUNE_ROUNDS,
+         progress: Progress | None = None, skipped: list[str] | None = None) -> TuneResult:
+    """Measure now and cache the verdict (replacing any earlier one for the same key)."""
+    start = time.perf_counter()
+    choices, timings, left_out = measure(candidates, spec, tuple(key["batches"]), rounds, progress)
+    result = TuneResult(choices, timings, [*(skipped or []), *left_out], time.perf_counter() - start)
+    result.path = cache_path(key)
+    atomic_write_json(result.path, {"key": key, **result.to_dict(), "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    return result
+
+
+def cached_entries() -> list[dict[str, Any]]:
+    """Every cached choice on this machine (for gantool tune --show)."""
+    out = []
+    for p in sorted((cache_dir() / "tune").glob("*.json")):
+        try:
+            d = json.loads(p.read_text())
+            out.append({"file": str(p), "models": sorted(d["key"]["files"]), "precision": d["key"]["precision"],
+                        "cpu_model": d["key"]["cpu_model"], "tuned_at": d.get("tuned_at"),
+                        "choices": {c["batch"]: c["candidate"] for c in d["choices"]}})
+        except (OSError, ValueError, KeyError, TypeError):
+            out.append({"file": str(p), "unreadable": True})
+    return out
+
+
+def clear_cache() -> int:
+    """Delete every cached choice; returns how many."""
+    files = list((cache_dir() / "tune").glob("*.json"))
+    for p in files:
+        p.unlink(missing_ok=True)
+    return len(files)

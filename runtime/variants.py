@@ -1,0 +1,127 @@
+"""The ways one model can run on this CPU: its validated variant files x engines x thread counts.
+
+`gantool export --variants` writes a family of files beside each other (NAME.onnx, the lowered fp32
+graph; NAME.plain.onnx; NAME.int8.onnx), each carrying the family digest and the checks it passed
+(contract.Validation). The runtime only ever chooses among files of the same family whose checks passed
+for the precision and engine in question, and only precisions the caller allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gantool.contract import GeneratorMetadata
+from gantool.cpu import cpu_info
+from gantool.errors import GantoolError
+from gantool.extras import installed
+
+# What Generator.load(precision=...) accepts: fp32 numerics (the default), every validated variant, or one.
+RUNTIME_PRECISIONS = ("fp32", "auto", "bf16", "int8")
+VARIANT_TAGS = ("plain", "int8")  # NAME.TAG.onnx beside NAME.onnx
+CPU_ENGINES = ("ort", "openvino")
+
+
+class PrecisionError(GantoolError, ValueError):
+    """A precision that is unknown, or that no validated variant of this model offers here."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run the model: a file, an engine, the precision it computes in, a thread count."""
+
+    path: Path
+    engine: str
+    precision: str  # what it computes in: the file's own, or bf16 for OpenVINO on an fp32 file
+    threads: int
+    graph: str
+
+    @property
+    def compute(self) -> str | None:
+        """The engine-side precision to ask for (None: the file's own)."""
+        return "bf16" if self.precision == "bf16" else None
+
+    @property
+    def label(self) -> str:
+        return f"{self.engine} {self.precision} {self.graph} x{self.threads}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": str(self.path), "engine": self.engine, "precision": self.precision,
+                "threads": self.threads, "graph": self.graph}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Candidate:
+        return cls(Path(d["file"]), str(d["engine"]), str(d["precision"]), int(d["threads"]), str(d["graph"]))
+
+    def open(self) -> Any:
+        from gantool.runtime.backends import open_backend
+
+        return open_backend(self.path, self.engine, self.threads, self.compute)
+
+
+def check_precision(precision: Any) -> str:
+    if precision not in RUNTIME_PRECISIONS:
+        raise PrecisionError(f"unknown precision {precision!r}; allowed: {', '.join(RUNTIME_PRECISIONS)} "
+                             f"(fp32: exact, the default; auto: any variant validated at export).")
+    return str(precision)
+
+
+def family_files(path: Path, meta: GeneratorMetadata, read: Any) -> list[tuple[Path, GeneratorMetadata]]:
+    """path and its siblings NAME.TAG.onnx of the same family (read(path) -> their metadata)."""
+    files = [(path, meta)]
+    if meta.family is None or path.suffix != ".onnx":
+        return files
+    for tag in VARIANT_TAGS:
+        sibling = path.with_name(f"{path.stem}.{tag}.onnx")
+        if sibling.is_file():
+            other = read(sibling)
+            if other.family == meta.family and other.spec == meta.spec:
+                files.append((sibling, other))
+    return files
+
+
+def thread_counts(threads: int | None) -> list[int]:
+    """A pinned count, else one thread and every core: batch 1 often runs best on one."""
+    if threads is not None:
+        return [threads]
+    return sorted({1, max(1, os.cpu_count() or 1)})
+
+
+def _allowed(precision: str, wanted: str) -> bool:
+    return precision == wanted or (wanted == "auto")
+
+
+def candidates(files: list[tuple[Path, GeneratorMetadata]], precision: str, threads: int | None = None,
+               engines: tuple[str, ...] | None = None) -> tuple[list[Candidate], list[str]]:
+    """Every validated way to run the family in the allowed precisions, the default first (ONNX Runtime
+    on the given file, all cores), and the reasons others were left out."""
+    engines = engines or tuple(e for e in CPU_ENGINES if e == "ort" or installed(e))
+    bf16_here = cpu_info().bf16_units is not None
+    out: list[Candidate] = []
+    skipped: list[str] = []
+    counts = thread_counts(threads)
+    for i, (path, meta) in enumerate(files):
+        for engine in engines:
+            runs = [meta.precision]
+            if meta.precision == "fp32" and engine == "openvino":
+                runs.append("bf16")
+            for p in runs:
+                # the file asked for runs as it is, unless a reduced precision was asked for
+                given = i == 0 and engine == "ort" and p == meta.precision and precision in ("fp32", "auto")
+                if not given and not _allowed(p, precision):
+                    continue
+                if p == "bf16" and not bf16_here:
+                    skipped.append(f"{path.name} bf16: this CPU has no bf16 units")
+                    continue
+                if not given and not meta.validated(p, engine):
+                    skipped.append(f"{path.name} {p} on {engine}: not validated at export")
+                    continue
+                out.extend(Candidate(path, engine, p, t, meta.graph) for t in sorted(counts, reverse=True))
+    if not out:
+        have = sorted({v.precision for _, m in files for v in m.validations if v.passed} | {"fp32"})
+        raise PrecisionError(f"no validated {precision} variant of {files[0][0].name} runs here"
+                             f"{': ' + '; '.join(skipped) if skipped else ''}; its family offers: {', '.join(have)}.",
+                             note="make the variants with gantool export --variants, or load with precision='fp32'.")
+    return out, skipped
