@@ -364,7 +364,7 @@ def table(res: BenchResult) -> str:
     m = res.machine
     lines = [f"{res.model}: {(r.get('flops_per_sample') or 0) / 1e6:.1f} MFLOP/sample; matmul peak "
              f"{r['peak_gflops']:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in r['matmul_gflops'].items())}); "
-             f"{floor}; {res.threads} threads",
+             f"{floor}; {res.threads} thread{'s' if res.threads != 1 else ''}",
              f"machine: {m.get('cpu_model')} ({m.get('cpus')} cpus; {' '.join(m.get('cpu_flags', [])) or 'no AVX'})",
              *([(f"weights {r['weight_bytes'] / 2 ** 20:.2f} MiB, which a batch-1 MatMul streams at "
                  f"{r['weight_stream_gb_per_s']:.0f} GB/s: {r['batch1_weight_stream_ms']:.4f} ms per call")]

@@ -123,7 +123,7 @@ def _torch(src: Sources, threads: int, compiled: bool, bf16: bool = False) -> En
     return Engine("torch-compile" if compiled else "torch-bf16" if bf16 else "torch", run)
 
 
-def _reexport(src: Sources, tag: str, lower: bool = True, fold: bool = True) -> Path | None:
+def _reexport(src: Sources, tag: str, lower: bool = True, fold: bool = True, phases: bool = False) -> Path | None:
     """The model's weights exported again in another form (cached beside the bench's other graphs), or
     None when there are no weights here to export (an .onnx/.plan was given, or torch is missing)."""
     from gantool.paths import cache_dir
@@ -135,7 +135,7 @@ def _reexport(src: Sources, tag: str, lower: bool = True, fold: bool = True) -> 
     if not (out.is_file() and out.stat().st_mtime >= base.stat().st_mtime):
         from gantool.export.run import run_export
 
-        run_export(src.model, str(out), lower=lower, fold=fold)
+        run_export(src.model, str(out), lower=lower, fold=fold, phases=phases)
     return out
 
 
@@ -144,6 +144,12 @@ def openvino_graph(src: Sources) -> Path:
     ran faster than the folded one (cdcgan at 256: 21.6 against 29.4 ms); the given graph when there
     are no weights to re-export."""
     return _reexport(src, "openvino", fold=False) or src.onnx["fp32"]
+
+
+def phases_graph(src: Sources) -> Path:
+    """The graph OpenVINO's bf16 kernels need: every ConvTranspose as phase Convs (its deconvolution kernel
+    stays fp32 under bf16; export/lower.py); the given graph when there are no weights to re-export."""
+    return _reexport(src, "phases", phases=True) or src.onnx["fp32"]
 
 
 def plain_graph(src: Sources) -> Path:
@@ -196,9 +202,9 @@ def make_engine(name: str, src: Sources, threads: int, precision: str = "fp32", 
         return _open(src.variant("fp16"), name, threads)
     if name == "openvino":
         return _open(openvino_graph(src), name, threads)
-    if name == "openvino-bf16":  # OpenVINO's bf16 inference precision on the graph it runs fastest
+    if name == "openvino-bf16":  # bf16 inference precision, on the graph whose every layer it runs in bf16
         try:
-            return backend_engine(open_backend(openvino_graph(src), "openvino", threads, compute="bf16"), name)
+            return backend_engine(open_backend(phases_graph(src), "openvino", threads, compute="bf16"), name)
         except GantoolError as e:
             raise Skip(str(e).split(" Note:")[0]) from None
     if name in ("torch", "torch-compile", "torch-bf16"):

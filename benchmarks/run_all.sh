@@ -1,7 +1,7 @@
 #!/bin/bash
 # The full benchmark run behind benchmarks/results/ and the README's tables. Run it on an idle
 # machine from the repository root with the dev extras (and openvino) installed:
-#   bash benchmarks/run_all.sh
+#   bash benchmarks/run_all.sh            (ROUNDS=10 for a shorter run)
 set -euo pipefail
 GANTOOL=${GANTOOL:-.venv/bin/gantool}
 PY=${PY:-.venv/bin/python}
@@ -16,14 +16,14 @@ for m in cdcgan dcgan gan cgan cwgan cgan-in; do
   for p in fp32 auto; do $GANTOOL tune --model $m --precision $p --json $OUT/$m.tune-$p.json; done
 done
 for m in cdcgan dcgan; do
-  $GANTOOL bench --model $m --engine $ALL --batch 1,8,64,256 --rounds 20 --json $OUT/$m.json -o $OUT/$m.png | tee $OUT/$m.txt
-  $GANTOOL bench --model $m --precision auto --engine runtime,ort,openvino-bf16,torch-bf16 --batch 1,256 --rounds 20 \
+  $GANTOOL bench --model $m --engine $ALL --batch 1,8,64,256 --rounds ${ROUNDS:-20} --json $OUT/$m.json -o $OUT/$m.png | tee $OUT/$m.txt
+  $GANTOOL bench --model $m --precision auto --engine runtime,ort,openvino-bf16,torch-bf16 --batch 1,256 --rounds ${ROUNDS:-20} \
     --no-cold-start --json $OUT/$m-auto.json | tee $OUT/$m-auto.txt
 done
 for m in gan cgan cwgan cgan-in; do
-  $GANTOOL bench --model $m --engine runtime,ort,ort-plain,openvino,openvino-bf16,torch,torch-bf16 --batch 1,8,64,256 --rounds 20 \
+  $GANTOOL bench --model $m --engine runtime,ort,ort-plain,openvino,openvino-bf16,torch,torch-bf16 --batch 1,8,64,256 --rounds ${ROUNDS:-20} \
     --json $OUT/$m.json -o $OUT/$m.png | tee $OUT/$m.txt
 done
 $PY benchmarks/lowering.py --model cdcgan --model dcgan --threads 2 --json benchmarks/results/lowering.json | tee benchmarks/results/lowering.txt
 $PY benchmarks/load_test.py --model cdcgan --threads 2 --requests 512 --json benchmarks/results/serve_load.json | tee benchmarks/results/serve_load.txt
-$PY benchmarks/overhead.py --model cdcgan --model gan --model dcgan --batch 1,64 --threads 2 --rounds 20 --json benchmarks/results/overhead.json | tee benchmarks/results/overhead.txt
+$PY benchmarks/overhead.py --model cdcgan --model gan --model dcgan --batch 1,64 --threads 2 --rounds ${ROUNDS:-20} --json benchmarks/results/overhead.json | tee benchmarks/results/overhead.txt

@@ -39,9 +39,9 @@ class _Conditional(_Unconditional):
         return self.g(z, labels)
 
 
-def graph_form(lower: bool, fold: bool) -> str:
+def graph_form(lower: bool, fold: bool, phases: bool = False) -> str:
     """The contract's name for what export/lower.py did to the graph."""
-    return "plain" if not lower else "lowered" if fold else "interleaved"
+    return "plain" if not lower else "phases" if phases else "lowered" if fold else "interleaved"
 
 
 def _interrupted(e: BaseException) -> bool:
@@ -64,11 +64,11 @@ def set_metadata(model: Any, meta: GeneratorMetadata) -> None:
 
 
 def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, example_batch: int = 4,
-                lower: bool = True, fold: bool = True) -> tuple[Any, GeneratorMetadata]:
+                lower: bool = True, fold: bool = True, phases: bool = False) -> tuple[Any, GeneratorMetadata]:
     """Export, fold, simplify, lower and check in memory; returns the ModelProto and its metadata.
 
     lower=False keeps every ConvTranspose as torch exported it (the plain graph is easier to read);
-    fold=False keeps the phase interleave (export/lower.py), the form OpenVINO runs fastest.
+    fold=False keeps the phase interleave (export/lower.py); phases=True lowers the last layer too.
     """
     import onnx
     import onnxslim
@@ -106,8 +106,8 @@ def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, examp
     model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
     flops = graph_flops_per_sample(model)  # before lowering: useful work only
     if lower:
-        model, _ = lower_conv_transpose(model, fold)
-    meta = GeneratorMetadata(spec=spec, precision="fp32", graph=graph_form(lower, fold),
+        model, _ = lower_conv_transpose(model, fold, **({"min_channels": 1} if phases else {}))
+    meta = GeneratorMetadata(spec=spec, precision="fp32", graph=graph_form(lower, fold, phases),
                              gantool_version=gantool.__version__, flops_per_sample=flops,
                              peak_activation_values=peak_activation_values(model))
     set_metadata(model, meta)

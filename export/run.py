@@ -14,7 +14,7 @@ from typing import Any
 
 from gantool.contract import GeneratorMetadata
 from gantool.errors import GantoolError
-from gantool.export.onnx import DEFAULT_OPSET, export_onnx, set_metadata
+from gantool.export.onnx import DEFAULT_OPSET, export_onnx, graph_form, set_metadata
 from gantool.export.parity import ParityError, ParityReport, compare_backend, torch_reference
 from gantool.export.precision import EXPORT_PRECISIONS, fp16_emulation, to_fp16, to_int8
 from gantool.export.semantic import JudgeAgreement, judge_agreement
@@ -72,7 +72,8 @@ def output_path(output: str | None, arch: str, precision: str) -> Path:
 
 def run_export(model: str, output: str | None = None, precision: str = "fp32", opset: int = DEFAULT_OPSET,
                semantic_samples: int | None = None, lower: bool = True, fold: bool = True,
-               seed: int = 0, family: str | None = None, check_bf16: bool = False) -> ExportResult:
+               seed: int = 0, family: str | None = None, check_bf16: bool = False,
+               phases: bool = False) -> ExportResult:
     """Export, validate and write one ONNX file; seed picks the validation inputs. family: the digest
     shared by the variants of one export (export/variants.py); check_bf16: also judge this fp32 file
     computed in bf16 by OpenVINO and record the verdict, so the runtime may choose that (never fails)."""
@@ -88,8 +89,8 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
     if path.is_dir():
         raise GantoolError(f"-o {path} is a folder; allowed: a file path, or a folder with a trailing slash.")
     remove_stale_temps(path.parent if str(path.parent) else ".", path.name)
-    log.info("exporting %s (opset %d, %s graph) ...", spec.arch, opset, "plain" if not lower else "lowered")
-    fp32_model, meta = export_onnx(spec, g, opset=opset, lower=lower, fold=fold)
+    log.info("exporting %s (opset %d, %s graph) ...", spec.arch, opset, graph_form(lower, fold, phases))
+    fp32_model, meta = export_onnx(spec, g, opset=opset, lower=lower, fold=fold, phases=phases)
     ref = torch_reference(g)
     n = {} if semantic_samples is None else {"n": semantic_samples}
     with staged(path) as tmp:

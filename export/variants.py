@@ -1,8 +1,9 @@
 """`gantool export --variants`: the family of files the runtime chooses among on a CPU.
 
 NAME.onnx (the lowered fp32 graph, also judged computed in bf16 by OpenVINO), NAME.plain.onnx (the
-unlowered fp32 graph: faster at batch 1 on some machines) and NAME.int8.onnx (Q/DQ on the lowered
-graph, judged on ONNX Runtime and OpenVINO). Every file carries the family digest and its checks'
+unlowered fp32 graph: faster at batch 1 on some machines), NAME.phases.onnx (every ConvTranspose as
+phase Convs, the last one too: what OpenVINO's bf16 and int8 kernels need, also judged in bf16) and
+NAME.int8.onnx (Q/DQ on the phases graph, judged on ONNX Runtime and OpenVINO). Every file carries the family digest and its checks'
 verdicts in its metadata (contract.Validation); a variant that fails its checks is not written, nor a plain graph identical to the lowered one (MLPs).
 """
 
@@ -21,8 +22,10 @@ from gantool.export.run import ExportResult, run_export
 
 log = logging.getLogger(__name__)
 
-# (tag in the file name, precision, lowered?): the order they are made in; the base comes first
-VARIANTS = (("", "fp32", True), ("plain", "fp32", False), ("int8", "int8", True))
+# (tag in the file name, precision, graph form): the order they are made in; the base comes first.
+# int8 is quantized on the phases graph: every ConvTranspose there is a Conv with an int8 kernel.
+VARIANTS = (("", "fp32", "lowered"), ("plain", "fp32", "plain"), ("phases", "fp32", "phases"),
+            ("int8", "int8", "phases"))
 
 
 def family_digest(model: str) -> str:
@@ -81,15 +84,16 @@ def run_variants(model: str, folder: str | None = None, opset: int = DEFAULT_OPS
     spec, g = load_generator(model)
     result = VariantsResult(out, family_digest(model))
     convolutional = any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for m in g.modules())
-    for tag, precision, lower in VARIANTS:
+    for tag, precision, graph in VARIANTS:
         path = out / variant_name(stem or spec.arch, tag)
-        if not lower and not convolutional:  # lowering rewrites convolutions only: the same graph again
-            result.not_written[path.name] = f"{spec.arch} has no convolution: its lowered graph is the plain one"
+        if graph != "lowered" and precision == "fp32" and not convolutional:  # lowering rewrites convolutions only
+            result.not_written[path.name] = f"{spec.arch} has no convolution: its {graph} graph is the lowered one"
             continue
         log.info("variant %s ...", path.name)
         try:
-            result.written.append(run_export(model, str(path), precision, opset, semantic_samples, lower=lower,
-                                             seed=seed, family=result.family, check_bf16=not tag))
+            result.written.append(run_export(model, str(path), precision, opset, semantic_samples,
+                                             lower=graph != "plain", seed=seed, family=result.family,
+                                             check_bf16=graph in ("lowered", "phases"), phases=graph == "phases"))
         except (ParityError, SemanticError) as e:
             if not tag:
                 raise  # without its base the family is nothing

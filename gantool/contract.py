@@ -184,7 +184,7 @@ SEMANTIC_BARS: dict[str, SemanticBar] = {p: SemanticBar(agreement=0.995, label_d
 
 # --- precision vocabulary --------------------------------------------------------------------------
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # what an artifact is computed in (docs/precision.md)
-GRAPHS = ("lowered", "interleaved", "plain")  # export/lower.py's forms of one fp32 graph
+GRAPHS = ("lowered", "interleaved", "plain", "phases")  # export/lower.py's forms of one fp32 graph
 
 # --- metadata --------------------------------------------------------------------------------------
 METADATA_SCHEMA = 2

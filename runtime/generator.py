@@ -97,12 +97,20 @@ class Generator:
             raise SampleError(f"threads must be an integer >= 1 (or None for all cores), got {threads!r}.")
         if tune is not None and not isinstance(tune, bool):
             raise SampleError(f"tune must be True, False or None (the {TUNE_ENV} setting), got {tune!r}.")
+        if progress is not None and not callable(progress):
+            raise SampleError(f"progress must be a callable (what, done, total) or None, got {progress!r}.")
         return cls(select(resolve_model(model), engine, threads, precision, tune, progress, retune), max_n)
 
     @property
     def precision(self) -> str:
-        """What the primary backend computes in (bf16 where OpenVINO runs an fp32 file in bf16)."""
-        return self.backend.compute or self.metadata.precision
+        """What sampling computes in: one precision, or several joined by "+" when the tuned routes differ
+        by batch size (precision="auto"); `precisions` has them per batch size."""
+        return "+".join(sorted(set(self.precisions.values())))
+
+    @property
+    def precisions(self) -> dict[int, str]:
+        """Tuned batch size -> the precision its route computes in (bf16: OpenVINO on an fp32 file)."""
+        return self.selection.precisions()
 
     @property
     def choice(self) -> dict[str, Any]:

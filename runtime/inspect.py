@@ -30,15 +30,15 @@ def _graph_facts(path: Path) -> dict[str, Any]:
 
 def _tuned(path: Path) -> dict[str, Any]:
     """The choices cached on this machine for this file (per precision setting), without tuning."""
-    from gantool.runtime.select import siblings
+    from gantool.runtime.select import base_of, siblings
     from gantool.runtime.tune import cache_key, read_cached
-    from gantool.runtime.variants import RUNTIME_PRECISIONS
+    from gantool.runtime.variants import TUNABLE_PRECISIONS
 
-    if path.suffix != ".onnx":
+    if path.suffix != ".onnx" or not base_of(path).is_file():
         return {}
-    files = siblings(path)
+    files = siblings(base_of(path))  # a family member's tuning is its base file's
     out = {}
-    for precision in RUNTIME_PRECISIONS:
+    for precision in TUNABLE_PRECISIONS:
         cached = read_cached(cache_key(files, precision, None))
         if cached is not None:
             out[precision] = {str(c.batch): {**c.candidate.to_dict(), "why": c.why} for c in cached.choices}

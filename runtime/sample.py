@@ -23,11 +23,14 @@ class SampleResult:
     path: Path
     images: int
     size: tuple[int, ...]  # PNG: (width, height) in pixels of the file; .npy: the array's shape
+    ran_on: str = ""  # what the images were computed on, and why (Selection.text)
 
     def text(self) -> str:
         if self.path.suffix == ".png":
-            return f"wrote {self.path} ({self.images} images; {self.size[0]} x {self.size[1]} pixels)"
-        return f"wrote {self.path} (uint8 array of shape {' x '.join(map(str, self.size))})"
+            head = f"wrote {self.path} ({self.images} images; {self.size[0]} x {self.size[1]} pixels)"
+        else:
+            head = f"wrote {self.path} (uint8 array of shape {' x '.join(map(str, self.size))})"
+        return head + (f"\nran on {self.ran_on}" if self.ran_on else "")
 
 
 def run_sample(model: str | Path, output: str, labels: list[int] | None = None, per_label: int | None = None,
@@ -40,9 +43,14 @@ def run_sample(model: str | Path, output: str, labels: list[int] | None = None, 
     refuse_overwrite({"-o": out}, {"--model": model})
     with Generator.load(model, engine=engine, **load) as g:
         images, ncol = g.grid_images(labels, per_label, n, seed)
+        from gantool.runtime.tune import bucket
+
+        routes = g.selection.text().splitlines()
+        ran_on = routes[0] if len(routes) == 1 else next(
+            (r for r in routes if r.startswith(f"batch {bucket(len(images), tuple(g.selection.routes))}:")), routes[0])
     if out.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, images)
         atomic_write_bytes(out, buf.getvalue())
-        return SampleResult(out, len(images), images.shape)
-    return SampleResult(out, len(images), save_png(out, make_grid(images, ncol=ncol), scale=PNG_SCALE))
+        return SampleResult(out, len(images), images.shape, ran_on)
+    return SampleResult(out, len(images), save_png(out, make_grid(images, ncol=ncol), scale=PNG_SCALE), ran_on)

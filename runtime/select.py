@@ -1,9 +1,9 @@
 """Which backend serves which batch size: pinned by the caller, read from the tuning cache, or tuned now.
 
-Generator.load calls `select`. On the CPU with engine="auto" and no thread count, the tuner chooses
-among the model's validated variants (runtime/tune.py) once per machine; a pinned engine, thread count
-or reduced precision skips tuning and takes the first fitting candidate. A .plan, or an .onnx on a
-machine with ORT's CUDA provider, runs on its one engine as before.
+Generator.load calls `select`. On the CPU with engine="auto", no thread count and precision fp32 or
+auto, the tuner chooses among the model's validated variants (runtime/tune.py) once per machine. A
+pinned engine, thread count or reduced precision (bf16, int8) skips tuning and takes the first fitting
+candidate. A .plan, or an .onnx on a machine with ORT's CUDA provider, runs on its one engine.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from gantool.contract import GeneratorMetadata
+from gantool.errors import GantoolError
 from gantool.runtime.backends import Backend, choose_engine, open_backend
 from gantool.runtime.tune import (
+    TUNE_ENV,
     Progress,
     TuneResult,
     bucket,
@@ -25,6 +27,7 @@ from gantool.runtime.tune import (
 )
 from gantool.runtime.variants import (
     CPU_ENGINES,
+    TUNABLE_PRECISIONS,
     VARIANT_TAGS,
     Candidate,
     PrecisionError,
@@ -41,6 +44,7 @@ class Selection:
     precision: str  # what the caller allowed
     tuning: TuneResult | None = None
     chosen: dict[int, Candidate] = field(default_factory=dict)
+    reason: str = ""  # why it was not tuned (pinned, tuning off, one candidate)
 
     @property
     def primary(self) -> Backend:
@@ -54,6 +58,10 @@ class Selection:
     def backends(self) -> list[Backend]:
         return list({id(b): b for b in self.routes.values()}.values())
 
+    def precisions(self) -> dict[int, str]:
+        """What each route computes in (bf16 where OpenVINO runs an fp32 file in bf16)."""
+        return {b: be.compute or be.generator_metadata().precision for b, be in self.routes.items()}
+
     def describe(self) -> dict[str, Any]:
         """What was chosen and why: for bench, inspect and serve's /v1/model."""
         d: dict[str, Any] = {"how": self.how, "precision_allowed": self.precision,
@@ -61,12 +69,26 @@ class Selection:
         if self.tuning is not None:
             d.update(why={str(c.batch): c.why for c in self.tuning.choices}, tuning_seconds=self.tuning.seconds,
                      cache_file=None if self.tuning.path is None else str(self.tuning.path),
-                     skipped=self.tuning.skipped)
+                     cache_error=self.tuning.cache_error, skipped=self.tuning.skipped)
+        else:
+            d["why"] = {str(b): self.reason for b in self.chosen}
         return d
+
+    def text(self) -> str:
+        """One line per route: what an app's sampling runs on."""
+        d = self.describe()
+        return "\n".join(f"batch {b}: {c['engine']} {c['precision']} {Path(c['file']).name} x{c['threads']} "
+                         f"({self.how}: {d['why'].get(b, '')})" for b, c in d["routes"].items())
 
     def close(self) -> None:
         for b in self.backends():
             b.deactivate()
+
+
+def base_of(path: Path) -> Path:
+    """The family's base file for any of its members (NAME.int8.onnx -> NAME.onnx)."""
+    stem, _, tag = path.stem.rpartition(".")
+    return path.with_name(f"{stem}.onnx") if stem and tag in VARIANT_TAGS else path
 
 
 def siblings(path: Path) -> list[Path]:
@@ -95,39 +117,69 @@ def _open_all(chosen: dict[int, Candidate]) -> dict[int, Backend]:
     return {batch: opened[c] for batch, c in chosen.items()}
 
 
+def _as_candidate(path: Path, backend: Backend, threads: int | None) -> Candidate:
+    import os
+
+    meta = backend.generator_metadata()
+    return Candidate(path, backend.engine, backend.compute or meta.precision, threads or os.cpu_count() or 1, meta.graph)
+
+
+def _pins(engine: str, threads: int | None, precision: str) -> list[str]:
+    return [p for p, on in ((f"engine={engine!r}", engine != "auto"), (f"threads={threads}", threads is not None),
+                            (f"precision={precision!r}", precision not in TUNABLE_PRECISIONS)) if on]
+
+
 def select(path: Path, engine: str = "auto", threads: int | None = None, precision: str = "fp32",
            allow_tune: bool | None = None, progress: Progress | None = None, retune: bool = False) -> Selection:
     precision = check_precision(precision)
+    pins = _pins(engine, threads, precision)
+    if (allow_tune or retune) and pins:
+        raise PrecisionError(f"tuning was asked for, but {' and '.join(pins)} pin the choice it would make; "
+                             f"allowed: tune with engine='auto', no threads and precision fp32 or auto.")
     name = choose_engine(path, engine)
     if name not in CPU_ENGINES:  # a .plan, a GPU provider: one engine, the file's own precision
         backend = open_backend(path, name, threads)
         own = backend.generator_metadata().precision
-        if precision not in ("auto", own) and not (precision == "fp32" and own == "fp32"):
+        if precision not in ("auto", own):
             backend.deactivate()
             raise PrecisionError(f"{path.name} runs in {own} on {name}; precision={precision!r} cannot apply there; "
                                  f"allowed: auto or {own}.")
-        return Selection({1: backend}, "pinned" if engine != "auto" else "single", precision)
-    if precision == "fp32" and (engine != "auto" or threads is not None or not _tuning(allow_tune)) and not retune:
-        backend = open_backend(path, name, threads)  # today's default: no sibling is read
-        how = "pinned" if engine != "auto" or threads is not None else "default"
-        return Selection({1: backend}, how, precision)
-    pinned = engine != "auto" or threads is not None or precision in ("bf16", "int8")
-    tuning = _tuning(allow_tune) and not pinned
-    key = cache_key(siblings(path), precision, threads) if tuning or retune else None
-    result = read_cached(key) if key is not None and not retune else None
-    if result is not None:  # the files are the ones tuned (by digest): no metadata to re-read
-        chosen = {c.batch: c.candidate for c in result.choices}
-        return Selection(_open_all(chosen), "cached", precision, result, chosen)
-    meta = _read(path)
-    files = family_files(path, meta, _read)
-    cands, skipped = candidates(files, precision, threads, (name,) if engine != "auto" else None)
+        return Selection({1: backend}, "pinned" if pins else "single", precision,
+                         chosen={1: _as_candidate(path, backend, threads)},
+                         reason=f"{name} runs the file as it is (GPU engines are not tuned)")
+    tuning = (_tuning(allow_tune) or retune) and not pins
+    if precision == "fp32" and not tuning:  # the named file as it is: no sibling is read
+        backend = open_backend(path, name, threads)
+        why = (f"pinned by {' and '.join(pins)}" if pins else
+               f"tuning is off ({TUNE_ENV}={_env()})" if allow_tune is None else "tuning is off (tune=False)")
+        return Selection({1: backend}, "pinned" if pins else "default", precision,
+                         chosen={1: _as_candidate(path, backend, threads)}, reason=why)
+    key = cache_key(siblings(path), precision, threads) if tuning else None
+    if key is not None and not retune:
+        cached = read_cached(key)
+        if cached is not None:  # the files are the ones tuned (by digest): no metadata to re-read
+            chosen = {c.batch: c.candidate for c in cached.choices}
+            try:
+                return Selection(_open_all(chosen), "cached", precision, cached, chosen)
+            except GantoolError:
+                pass  # a choice this install cannot open any more (an engine removed): tune again
+    files, left_out = family_files(path, _read(path), _read)
+    cands, skipped = candidates(files, precision, threads, (name,) if engine != "auto" else None, left_out)
     if key is None or len(cands) == 1:
         first = cands[0]
-        how = "pinned" if pinned else "single" if len(cands) == 1 else "default"
-        return Selection(_open_all({1: first}), how, precision, chosen={1: first})
-    result = tune(cands, meta.spec, key, progress=progress, skipped=skipped)
+        why = (f"pinned by {' and '.join(pins)}" if pins else "the only candidate" if len(cands) == 1 else
+               f"tuning is off ({TUNE_ENV}={_env()})" if allow_tune is None else "tuning is off (tune=False)")
+        how = "pinned" if pins else "single" if len(cands) == 1 else "default"
+        return Selection(_open_all({1: first}), how, precision, chosen={1: first}, reason=why)
+    result = tune(cands, files[0][1].spec, key, progress=progress, skipped=skipped)
     chosen = {c.batch: c.candidate for c in result.choices}
     return Selection(_open_all(chosen), "tuned", precision, result, chosen)
+
+
+def _env() -> str:
+    import os
+
+    return os.environ.get(TUNE_ENV, "")
 
 
 def _tuning(allow: bool | None) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -23,13 +24,13 @@ from typing import Any
 import numpy as np
 
 import gantool
-from gantool.contract import GeneratorContract
+from gantool.contract import PRECISIONS, GeneratorContract
 from gantool.cpu import cpu_info
 from gantool.extras import installed
 from gantool.fileio import atomic_write_json
 from gantool.noise import make_noise
 from gantool.paths import cache_dir
-from gantool.runtime.variants import Candidate
+from gantool.runtime.variants import CPU_ENGINES, Candidate
 from gantool.spec import ModelSpec
 
 TUNE_BATCHES = (1, 16, 256)  # the buckets; a request goes to the nearest one (in log2)
@@ -39,6 +40,7 @@ ROUND_SECONDS = 0.02  # ... in most rounds, each timing at least this long (seve
 TUNE_ENV = "GANTOOL_TUNE"  # "off" (or 0/false/no) keeps the default choice everywhere
 CACHE_SCHEMA = 1
 Progress = Callable[[str, int, int], None]  # (what, done, total)
+log = logging.getLogger(__name__)
 
 
 def tuning_enabled() -> bool:
@@ -59,20 +61,27 @@ def file_digest(path: Path) -> str:
 
 
 def engine_versions() -> dict[str, str]:
-    from gantool.runtime.ort import import_onnxruntime
+    """Read from the installed distributions, not by importing them (OpenVINO's import alone is 0.16 s)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    versions = {"gantool": gantool.__version__, "onnxruntime": import_onnxruntime().__version__}
-    if installed("openvino"):
-        import openvino
-
-        versions["openvino"] = openvino.__version__
+    versions = {"gantool": gantool.__version__}
+    for module, dists in (("onnxruntime", ("onnxruntime", "onnxruntime-gpu")), ("openvino", ("openvino",))):
+        if installed(module):
+            for dist in dists:
+                try:
+                    versions[module] = version(dist)
+                    break
+                except PackageNotFoundError:
+                    continue
     return versions
 
 
 def cache_key(files: list[Path], precision: str, threads: int | None) -> dict[str, Any]:
-    """What a cached choice is valid for: the same files (by digest), CPU, engine versions and request."""
+    """What a cached choice is valid for: the same files (by place and digest), CPU, engine versions and
+    request. The place counts: a cached choice names its files by path."""
     cpu = cpu_info()
-    return {"schema": CACHE_SCHEMA, "files": {p.name: file_digest(p) for p in files}, "cpu_model": cpu.model,
+    return {"schema": CACHE_SCHEMA, "folder": str(files[0].resolve().parent),
+            "files": {p.name: file_digest(p) for p in files}, "cpu_model": cpu.model,
             "cpu_flags": cpu.notable_flags, "cpus": cpu.cpus, "versions": engine_versions(),
             "precision": precision, "threads": threads, "batches": list(TUNE_BATCHES)}
 
@@ -98,8 +107,8 @@ class Choice:
     def why(self) -> str:
         if self.candidate == self.default:
             return f"the default: nothing beat it by > {SWITCH_MARGIN:.0%} in most of {self.rounds} rounds"
-        return (f"{self.default_ms / self.ms:.2f}x faster than the default ({self.default.label}, "
-                f"{self.default_ms:.3g} ms), > {SWITCH_MARGIN:.0%} ahead in {self.wins} of {self.rounds} rounds")
+        return (f"beat the default ({self.default.label}) by > {SWITCH_MARGIN:.0%} in {self.wins} of {self.rounds} "
+                f"rounds; medians {self.ms:.3g} against {self.default_ms:.3g} ms")
 
     def to_dict(self) -> dict[str, Any]:
         return {"batch": self.batch, "candidate": self.candidate.to_dict(), "default": self.default.to_dict(),
@@ -120,6 +129,7 @@ class TuneResult:
     seconds: float = 0.0  # what tuning cost
     cached: bool = False  # read from the cache rather than measured now
     path: Path | None = None
+    cache_error: str | None = None  # why the verdict could not be cached (it is used all the same)
 
     def choice(self, n: int) -> Choice:
         b = bucket(n, tuple(c.batch for c in self.choices))
@@ -131,7 +141,7 @@ class TuneResult:
 
     def text(self) -> str:
         head = (f"tuned in {self.seconds:.1f} s" + (" (cached)" if self.cached else "")
-                + (f": {self.path}" if self.path else ""))
+                + (f": {self.path}" if self.path else "") + (f"; not cached: {self.cache_error}" if self.cache_error else ""))
         lines = [head]
         for c in self.choices:
             lines.append(f"  batch {c.batch:>4}: {c.candidate.label}  {c.ms:.3g} ms  ({c.why})")
@@ -210,17 +220,27 @@ def measure(candidates: list[Candidate], spec: ModelSpec, batches: tuple[int, ..
 
 
 def read_cached(key: dict[str, Any]) -> TuneResult | None:
+    """The cached verdict for key, or None when there is none or it is unusable (damaged, from another
+    layout, naming a file that is gone): the caller tunes again and the new verdict replaces it."""
     path = cache_path(key)
     try:
         d = json.loads(path.read_text())
-        if d.get("key") != key:
-            return None
-        result = TuneResult([Choice.from_dict(c) for c in d["choices"]], d.get("timings", {}),
-                            list(d.get("skipped", [])), float(d.get("seconds", 0.0)), cached=True, path=path)
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # absent, or unreadable: tune again (the new result replaces it atomically)
-    if not all(c.candidate.path.is_file() for c in result.choices):
+    except (OSError, ValueError, RecursionError):
         return None
+    try:
+        if not isinstance(d, dict) or d.get("key") != key or not isinstance(d.get("choices"), list):
+            return None
+        result = TuneResult([Choice.from_dict(c) for c in d["choices"]], dict(d.get("timings", {})),
+                            [str(x) for x in d.get("skipped", [])], float(d.get("seconds", 0.0)), cached=True,
+                            path=path)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if sorted(c.batch for c in result.choices) != sorted(key["batches"]):
+        return None
+    for c in result.choices:
+        k = c.candidate
+        if k.engine not in CPU_ENGINES or k.precision not in PRECISIONS or k.threads < 1 or not k.path.is_file():
+            return None
     return result
 
 
@@ -230,28 +250,36 @@ def tune(candidates: list[Candidate], spec: ModelSpec, key: dict[str, Any], roun
     start = time.perf_counter()
     choices, timings, left_out = measure(candidates, spec, tuple(key["batches"]), rounds, progress)
     result = TuneResult(choices, timings, [*(skipped or []), *left_out], time.perf_counter() - start)
-    result.path = cache_path(key)
-    atomic_write_json(result.path, {"key": key, **result.to_dict(), "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    path = cache_path(key)
+    try:
+        atomic_write_json(path, {"key": key, **result.to_dict(), "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        result.path = path
+    except OSError as e:  # a read-only or misplaced cache: use the verdict now, say it was not kept
+        result.cache_error = (f"cannot write {path} ({e.strerror or e}); set {TUNE_ENV}=off or GANTOOL_CACHE to a "
+                              f"writable folder")
+        log.warning("gantool: tuned, but %s", result.cache_error)
     return result
 
 
-def cached_entries() -> list[dict[str, Any]]:
-    """Every cached choice on this machine (for gantool tune --show)."""
+def cached_entries(precision: str | None = None) -> list[dict[str, Any]]:
+    """The cached choices on this machine (for gantool tune --show), all or one precision setting's."""
     out = []
     for p in sorted((cache_dir() / "tune").glob("*.json")):
         try:
             d = json.loads(p.read_text())
-            out.append({"file": str(p), "models": sorted(d["key"]["files"]), "precision": d["key"]["precision"],
-                        "cpu_model": d["key"]["cpu_model"], "tuned_at": d.get("tuned_at"),
-                        "choices": {c["batch"]: c["candidate"] for c in d["choices"]}})
-        except (OSError, ValueError, KeyError, TypeError):
-            out.append({"file": str(p), "unreadable": True})
+            entry = {"file": str(p), "folder": d["key"].get("folder"), "models": sorted(d["key"]["files"]),
+                     "precision": d["key"]["precision"], "cpu_model": d["key"]["cpu_model"],
+                     "tuned_at": d.get("tuned_at"), "choices": {c["batch"]: c["candidate"] for c in d["choices"]}}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            entry = {"file": str(p), "unreadable": True, "precision": None}
+        if precision is None or entry["precision"] in (precision, None):
+            out.append(entry)
     return out
 
 
-def clear_cache() -> int:
-    """Delete every cached choice; returns how many."""
-    files = list((cache_dir() / "tune").glob("*.json"))
+def clear_cache(precision: str | None = None) -> int:
+    """Delete the cached choices (all, or one precision setting's); returns how many."""
+    files = [Path(e["file"]) for e in cached_entries(precision)]
     for p in files:
         p.unlink(missing_ok=True)
     return len(files)

@@ -1,7 +1,7 @@
 """The ways one model can run on this CPU: its validated variant files x engines x thread counts.
 
 `gantool export --variants` writes a family of files beside each other (NAME.onnx, the lowered fp32
-graph; NAME.plain.onnx; NAME.int8.onnx), each carrying the family digest and the checks it passed
+graph; NAME.plain.onnx; NAME.phases.onnx; NAME.int8.onnx), each carrying the family digest and the checks it passed
 (contract.Validation). The runtime only ever chooses among files of the same family whose checks passed
 for the precision and engine in question, and only precisions the caller allowed.
 """
@@ -20,7 +20,8 @@ from gantool.extras import installed
 
 # What Generator.load(precision=...) accepts: fp32 numerics (the default), every validated variant, or one.
 RUNTIME_PRECISIONS = ("fp32", "auto", "bf16", "int8")
-VARIANT_TAGS = ("plain", "int8")  # NAME.TAG.onnx beside NAME.onnx
+TUNABLE_PRECISIONS = ("fp32", "auto")  # bf16 and int8 pin the precision: the first fitting candidate runs
+VARIANT_TAGS = ("plain", "phases", "int8")  # NAME.TAG.onnx beside NAME.onnx
 CPU_ENGINES = ("ort", "openvino")
 
 
@@ -68,18 +69,31 @@ def check_precision(precision: Any) -> str:
     return str(precision)
 
 
-def family_files(path: Path, meta: GeneratorMetadata, read: Any) -> list[tuple[Path, GeneratorMetadata]]:
-    """path and its siblings NAME.TAG.onnx of the same family (read(path) -> their metadata)."""
-    files = [(path, meta)]
-    if meta.family is None or path.suffix != ".onnx":
-        return files
+def family_files(path: Path, meta: GeneratorMetadata, read: Any) -> tuple[list[tuple[Path, GeneratorMetadata]],
+                                                                         list[str]]:
+    """path and its siblings NAME.TAG.onnx of the same family (read(path) -> their metadata), and why
+    the other files beside it were left out (another model, unreadable)."""
+    files: list[tuple[Path, GeneratorMetadata]] = [(path, meta)]
+    left_out: list[str] = []
+    if path.suffix != ".onnx":
+        return files, left_out
     for tag in VARIANT_TAGS:
         sibling = path.with_name(f"{path.stem}.{tag}.onnx")
-        if sibling.is_file():
+        if not sibling.is_file():
+            continue
+        if meta.family is None:
+            left_out.append(f"{sibling.name}: {path.name} has no family digest (not made by --variants)")
+            continue
+        try:
             other = read(sibling)
-            if other.family == meta.family and other.spec == meta.spec:
-                files.append((sibling, other))
-    return files
+        except GantoolError as e:  # a damaged or foreign file beside the model must not stop it loading
+            left_out.append(f"{sibling.name}: unreadable ({str(e).split(' Note:')[0][:120]})")
+            continue
+        if other.family != meta.family or other.spec != meta.spec:
+            left_out.append(f"{sibling.name}: another model (family {other.family}, not {meta.family})")
+            continue
+        files.append((sibling, other))
+    return files, left_out
 
 
 def thread_counts(threads: int | None) -> list[int]:
@@ -94,13 +108,15 @@ def _allowed(precision: str, wanted: str) -> bool:
 
 
 def candidates(files: list[tuple[Path, GeneratorMetadata]], precision: str, threads: int | None = None,
-               engines: tuple[str, ...] | None = None) -> tuple[list[Candidate], list[str]]:
+               engines: tuple[str, ...] | None = None, left_out: list[str] | None = None
+               ) -> tuple[list[Candidate], list[str]]:
     """Every validated way to run the family in the allowed precisions, the default first (ONNX Runtime
     on the given file, all cores), and the reasons others were left out."""
+    pinned_engine = engines is not None
     engines = engines or tuple(e for e in CPU_ENGINES if e == "ort" or installed(e))
     bf16_here = cpu_info().bf16_units is not None
     out: list[Candidate] = []
-    skipped: list[str] = []
+    skipped: list[str] = list(left_out or [])
     counts = thread_counts(threads)
     for i, (path, meta) in enumerate(files):
         for engine in engines:
@@ -109,7 +125,7 @@ def candidates(files: list[tuple[Path, GeneratorMetadata]], precision: str, thre
                 runs.append("bf16")
             for p in runs:
                 # the file asked for runs as it is, unless a reduced precision was asked for
-                given = i == 0 and engine == "ort" and p == meta.precision and precision in ("fp32", "auto")
+                given = i == 0 and engine == "ort" and p == meta.precision and precision in TUNABLE_PRECISIONS
                 if not given and not _allowed(p, precision):
                     continue
                 if p == "bf16" and not bf16_here:
@@ -120,8 +136,26 @@ def candidates(files: list[tuple[Path, GeneratorMetadata]], precision: str, thre
                     continue
                 out.extend(Candidate(path, engine, p, t, meta.graph) for t in sorted(counts, reverse=True))
     if not out:
-        have = sorted({v.precision for _, m in files for v in m.validations if v.passed} | {"fp32"})
-        raise PrecisionError(f"no validated {precision} variant of {files[0][0].name} runs here"
-                             f"{': ' + '; '.join(skipped) if skipped else ''}; its family offers: {', '.join(have)}.",
-                             note="make the variants with gantool export --variants, or load with precision='fp32'.")
+        raise PrecisionError(_none_here(files, precision, engines if pinned_engine else None, skipped),
+                             note="gantool inspect shows which checks a file passed; gantool export --variants makes "
+                                  "the variants that pass theirs; fp32 always runs (--precision fp32).")
     return out, skipped
+
+
+def _none_here(files: list[tuple[Path, GeneratorMetadata]], precision: str, pinned: tuple[str, ...] | None,
+               skipped: list[str]) -> str:
+    """Why no candidate is left: the engine pin, the files that are not there, the checks not passed."""
+    base = files[0][0]
+    offered = sorted({(v.precision, v.engine) for _, m in files for v in m.validations if v.passed})
+    elsewhere = [e for p, e in offered if p == precision and pinned is not None and e not in pinned]
+    if elsewhere:
+        return (f"{precision} runs only on {', '.join(sorted(set(elsewhere)))} for {base.name}, but engine "
+                f"{pinned[0] if pinned else ''} was pinned; allowed: engine='auto' or {elsewhere[0]}.")
+    missing = [f"{base.stem}.{t}.onnx" for t in VARIANT_TAGS if not base.with_name(f"{base.stem}.{t}.onnx").is_file()]
+    parts = [f"no validated {precision} variant of {base.name} runs here"]
+    if skipped:
+        parts.append("; ".join(skipped))
+    if missing and precision == "int8" and not any(m.precision == "int8" for _, m in files):
+        parts.append(f"not beside it: {', '.join(missing)}")
+    have = sorted({p for p, _ in offered} | {"fp32"})
+    return f"{': '.join(parts[:2])}{'; ' + parts[2] if len(parts) > 2 else ''}; its family offers: {', '.join(have)}."

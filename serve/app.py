@@ -103,7 +103,8 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig(),
     @app.get("/v1/model")
     async def model() -> dict[str, Any]:
         return {"spec": generator.spec.to_dict(), "source": generator.source, "engine": generator.backend.name,
-                "precision": generator.precision, "choice": generator.choice,
+                "precision": generator.precision, "precisions": {str(b): x for b, x in generator.precisions.items()},
+                "choice": generator.choice,
                 "max_n": config.max_n, "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms}
 
     @app.get("/metrics")

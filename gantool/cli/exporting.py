@@ -29,12 +29,13 @@ from gantool.spec import ZOO_NAMES
 @click.option("--max-batch", type=click.IntRange(min=1), default=None, help="triton: max_batch_size [default: 256]")
 @click.option("--plan", type=click.Path(dir_okay=False), default=None, help="triton: serve this built engine")
 @click.option("--samples", type=click.IntRange(100, 100000), default=None,
-              help="fp16/int8: samples for the judge-agreement check [default: 5000]")
+              help="fp16/int8 and --variants: samples for the judge checks [default: 2000]")
 @click.option("--lower/--no-lower", default=True, show_default=True,
               help="rewrite ConvTranspose into exact Gemm / phase-Conv equivalents, faster on ONNX Runtime's CPU")
 @click.option("--variants", is_flag=True,
               help="write the family the runtime chooses among on a CPU into the -o folder: NAME.onnx (lowered "
-                   "fp32, also judged in bf16 on OpenVINO), NAME.plain.onnx, NAME.int8.onnx (docs/runtime.md)")
+                   "fp32, also judged in bf16 on OpenVINO), NAME.plain.onnx, NAME.phases.onnx, NAME.int8.onnx "
+                   "(docs/runtime.md)")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the validation inputs")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="the validation report")
 def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | None, to_cache: bool,
@@ -43,13 +44,13 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
     """Export a generator to ONNX (dynamic batch and labels) and validate it against PyTorch."""
     need_torch("export")
     refuse_overwrite({"--json": json_path}, {"--model": model, "-o": output, "--plan": plan})
+    if fmt != "triton" and (plan is not None or max_batch is not None):
+        raise GantoolError("--plan and --max-batch are Triton options; allowed only with --format triton.")
     if variants:
-        _export_variants(model, fmt, precision, lower, output, to_cache, samples, seed, json_path)
+        _export_variants(model, fmt, precision, opset, lower, output, to_cache, samples, seed, json_path)
         return
     if samples is not None and precision == "fp32":
         raise GantoolError("--samples sets the judge checks of fp16, int8 and --variants exports; fp32 has none.")
-    if fmt != "triton" and (plan is not None or max_batch is not None):
-        raise GantoolError("--plan and --max-batch are Triton options; allowed only with --format triton.")
     if to_cache:
         if fmt != "onnx" or output is not None or precision != "fp32" or not lower or model not in ZOO_NAMES:
             raise GantoolError("--to-cache takes a zoo name and writes its fp32 lowered graph; it cannot be combined "
@@ -75,8 +76,8 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
     write_json(json_path, result.to_dict())
 
 
-def _export_variants(model: str, fmt: str, precision: str, lower: bool, output: str | None, to_cache: bool,
-                     samples: int | None, seed: int, json_path: str | None) -> None:
+def _export_variants(model: str, fmt: str, precision: str, opset: int, lower: bool, output: str | None,
+                     to_cache: bool, samples: int | None, seed: int, json_path: str | None) -> None:
     from pathlib import Path
 
     from gantool.export.variants import run_variants
@@ -94,7 +95,7 @@ def _export_variants(model: str, fmt: str, precision: str, lower: bool, output: 
         output, stem = str(cached_onnx(model).parent), cached_onnx(model).stem
     elif output is not None and Path(output).suffix == ".onnx":
         raise GantoolError(f"-o {output}: --variants writes several files; allowed: a folder.")
-    result = run_variants(model, output, semantic_samples=samples, seed=seed, stem=stem)
+    result = run_variants(model, output, opset=opset, semantic_samples=samples, seed=seed, stem=stem)
     click.echo(result.text())
     write_json(json_path, result.to_dict())
 

@@ -129,7 +129,8 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
 @click.option("--model", required=True, metavar="FILE|NAME", help="zoo name, checkpoint, .onnx or .plan")
 @click.option("--batch", "batches", default="1,8,64,256", show_default=True,
               help=f"comma-separated batch sizes, each 1..{MAX_BATCH}")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="[default: all cores]")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="[default: all cores; the runtime engine then uses its tuned choice]")
 @click.option("--precision", type=_precision_choice(), default="fp32", show_default=True,
               help="what the runtime engine may run in: " + PRECISION_HELP)
 @click.option("--rounds", type=click.IntRange(1, 10000), default=10, show_default=True, help="interleaved rounds")
@@ -148,6 +149,9 @@ def bench_cmd(engines: str, model: str, batches: str, threads: int | None, preci
     )
 
     names, sizes = parse_engines(engines), parse_batches(batches)
+    if precision != "fp32" and "runtime" not in names:
+        raise GantoolError(f"--precision sets what the runtime engine may run in, and --engine {engines} has no "
+                           f"runtime; add it, or use ort-int8 / openvino-bf16 / torch-bf16 for fixed precisions.")
     refuse_overwrite({"--json": json_path, "-o": output}, {"--model": model})
     refuse_overwrite({"-o": output}, {"--json": json_path})  # the plot would replace the results
     res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start, precision=precision)
@@ -159,12 +163,16 @@ def bench_cmd(engines: str, model: str, batches: str, threads: int | None, preci
 
 
 @cli.command("tune")
-@click.option("--model", default=None, metavar="FILE|NAME", help=MODEL_HELP)
-@click.option("--precision", type=_precision_choice(), default="fp32", show_default=True, help=PRECISION_HELP)
+@click.option("--model", default=None, metavar="FILE|NAME",
+              help="tune this model now, replacing its cached choice: " + MODEL_HELP)
+@click.option("--precision", type=click.Choice(["fp32", "auto"]), default=None,
+              help="fp32: among exact candidates (graph form, engine, threads) [the default with --model]; auto: "
+                   "every validated variant too. With --show or --clear: only that setting's entries. bf16 and "
+                   "int8 pin the precision, which skips tuning")
 @click.option("--show", is_flag=True, help="list the choices cached on this machine")
-@click.option("--clear", is_flag=True, help="delete every cached choice (the next load tunes again)")
+@click.option("--clear", is_flag=True, help="delete the cached choices (the next load tunes again)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the result here")
-def tune_cmd(model: str | None, precision: str, show: bool, clear: bool, json_path: str | None) -> None:
+def tune_cmd(model: str | None, precision: str | None, show: bool, clear: bool, json_path: str | None) -> None:
     """Time a model's validated variants x engines x threads on this machine and cache the fastest per batch.
 
     Generator.load does this on first use; GANTOOL_TUNE=off keeps the default everywhere."""
@@ -172,18 +180,23 @@ def tune_cmd(model: str | None, precision: str, show: bool, clear: bool, json_pa
 
     if sum((model is not None, show, clear)) != 1:
         raise GantoolError("give exactly one of --model (tune it now), --show or --clear.")
+    refuse_overwrite({"--json": json_path}, {"--model": model})
     if clear:
-        click.echo(f"removed {tune.clear_cache()} cached choice(s) from {tune.cache_dir() / 'tune'}")
+        removed = tune.clear_cache(precision)
+        click.echo(f"removed {removed} cached choice(s){f' for precision {precision}' if precision else ''} from "
+                   f"{tune.cache_dir() / 'tune'}")
+        write_json(json_path, {"removed": removed, "folder": str(tune.cache_dir() / "tune")})
         return
     if show:
-        entries = tune.cached_entries()
+        entries = tune.cached_entries(precision)
         for e in entries:
             if e.get("unreadable"):
                 click.echo(f"{e['file']}: unreadable (the next load tunes again)")
                 continue
             routes = "; ".join(f"batch {b}: {c['engine']} {c['precision']} {Path(c['file']).name} x{c['threads']}"
                                for b, c in e["choices"].items())
-            click.echo(f"{', '.join(e['models'])} ({e['precision']}, {e['cpu_model']}, {e['tuned_at']}): {routes}")
+            click.echo(f"{', '.join(e['models'])} in {e['folder']} ({e['precision']}, {e['cpu_model']}, "
+                       f"{e['tuned_at']}): {routes}")
         if not entries:
             click.echo(f"no cached choices in {tune.cache_dir() / 'tune'}")
         write_json(json_path, entries)
@@ -191,12 +204,11 @@ def tune_cmd(model: str | None, precision: str, show: bool, clear: bool, json_pa
     from gantool.export.cache import resolve_model
     from gantool.runtime.generator import Generator
 
-    refuse_overwrite({"--json": json_path}, {"--model": model})
-    with Generator.load(resolve_model(str(model)), precision=precision, progress=tune_progress(),
+    with Generator.load(resolve_model(str(model)), precision=precision or "fp32", progress=tune_progress(),
                         retune=True) as g:
         tuning = g.selection.tuning
         if tuning is None:
-            click.echo(f"nothing to tune: {g.choice['how']} ({g.backend.name} on {g.source})")
+            click.echo(f"nothing to tune: {g.selection.text()}")
         else:
             click.echo(tuning.text())
         write_json(json_path, g.choice if tuning is None else {**g.choice, **tuning.to_dict()})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -171,10 +172,18 @@ def family(tmp_path_factory):
 def test_export_variants_writes_a_validated_family(family):
     result, folder = family
     names = sorted(p.name for p in folder.glob("*.onnx"))
-    assert names == ["cdcgan.int8.onnx", "cdcgan.onnx", "cdcgan.plain.onnx"] and not result.not_written
+    assert names == ["cdcgan.int8.onnx", "cdcgan.onnx", "cdcgan.phases.onnx", "cdcgan.plain.onnx"]
+    assert not result.not_written
     metas = {p.name: read_metadata(_props(p), p.name) for p in folder.glob("*.onnx")}
     assert {m.family for m in metas.values()} == {result.family}
     assert metas["cdcgan.plain.onnx"].graph == "plain" and metas["cdcgan.onnx"].graph == "lowered"
+    import onnx
+
+    ops = {p.name: {n.op_type for n in onnx.load(str(p)).graph.node} for p in folder.glob("*.onnx")}
+    assert "ConvTranspose" in ops["cdcgan.onnx"] and "ConvTranspose" in ops["cdcgan.plain.onnx"]
+    # the phases graph (and int8, quantized on it) has no ConvTranspose left: OpenVINO's bf16/int8 kernels run it all
+    assert "ConvTranspose" not in ops["cdcgan.phases.onnx"] and "ConvTranspose" not in ops["cdcgan.int8.onnx"]
+    assert metas["cdcgan.phases.onnx"].graph == metas["cdcgan.int8.onnx"].graph == "phases"
     int8 = metas["cdcgan.int8.onnx"]
     assert int8.precision == "int8" and int8.validated("int8", "ort")
     assert all(v.checks["n"] == 500 and v.checks["agreement"] >= 0.995 for v in int8.validations)
@@ -182,14 +191,14 @@ def test_export_variants_writes_a_validated_family(family):
     from gantool.extras import installed
 
     if installed("openvino") and cpu_info().bf16_units:
-        assert metas["cdcgan.onnx"].validated("bf16", "openvino")
+        assert metas["cdcgan.onnx"].validated("bf16", "openvino") and metas["cdcgan.phases.onnx"].validated("bf16", "openvino")
 
 
 def test_auto_chooses_among_the_family_and_a_foreign_sibling_is_ignored(family, cache, tmp_path):
     _, folder = family
     with Generator.load(folder / "cdcgan.onnx", precision="auto") as g:
         timed = set(g.selection.tuning.timings["1"])  # every candidate was timed: all three files, both engines
-        assert any("int8" in x for x in timed) and any("plain" in x for x in timed) and any("openvino" in x for x in timed)
+        assert {"int8", "plain", "phases", "openvino"} <= {w for x in timed for w in x.split()}
         assert g.selection.how == "tuned" and g.choice["why"].keys() == {"1", "16"}
     with Generator.load(folder / "cdcgan.onnx", precision="int8") as g:  # pinned: no timing
         assert g.selection.how == "pinned" and g.precision == "int8"
@@ -227,3 +236,82 @@ def test_bench_runs_the_bf16_peers_and_reports_each_share_of_its_own_peak(tmp_pa
         assert s.share_of_peak == pytest.approx(s.images_per_s * res.roofline["flops_per_sample"]
                                                 / (peaks[s.precision] * 1e9))
     assert res.runtime_choice["how"] == "pinned" and "prec" in bench.table(res)
+
+
+@pytest.mark.parametrize("damage", ["[]", '"x"', "{ half", None])
+def test_a_damaged_cache_entry_is_tuned_again_never_an_error(cache, tmp_path, damage):
+    model = tmp_path / "gan.onnx"
+    shutil.copy(shipped_onnx("gan"), model)
+    with Generator.load(model) as g:
+        path = g.selection.tuning.path
+    entry = json.loads(path.read_text())
+    if damage is None:  # well-formed JSON, unusable content: no choices, or an engine that does not exist
+        entry["choices"] = []
+        path.write_text(json.dumps(entry))
+    else:
+        path.write_text(damage)
+    with Generator.load(model) as g:
+        assert g.selection.how == "tuned" and len(json.loads(path.read_text())["choices"]) == 2
+    entry = json.loads(path.read_text())
+    entry["choices"][0]["candidate"]["engine"] = "foo"
+    path.write_text(json.dumps(entry))
+    with Generator.load(model) as g:
+        assert g.selection.how == "tuned"
+
+
+def test_an_unwritable_cache_still_samples_and_says_it_could_not_keep_the_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANTOOL_TUNE", "on")
+    monkeypatch.setattr(tuning, "TUNE_BATCHES", (1,))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("GANTOOL_CACHE", str(blocker))
+    with Generator.load("gan") as g:
+        assert g.selection.how == "tuned" and g.selection.tuning.path is None
+        assert "cannot write" in g.choice["cache_error"] and g.sample(n=2, seed=0).shape == (2, 28, 28)
+
+
+def test_a_stray_or_foreign_file_beside_the_model_is_left_out_with_its_reason(cache, tmp_path):
+    shutil.copy(shipped_onnx("cdcgan"), tmp_path / "cdcgan.onnx")
+    (tmp_path / "cdcgan.int8.onnx").write_text("garbage")
+    shutil.copy(shipped_onnx("cwgan"), tmp_path / "cdcgan.plain.onnx")  # another model under a family name
+    with Generator.load(tmp_path / "cdcgan.onnx") as g:
+        skipped = " | ".join(g.selection.tuning.skipped)
+        assert "cdcgan.int8.onnx: unreadable" in skipped and "cdcgan.plain.onnx: another model" in skipped
+        assert {c.candidate.path.name for c in g.selection.tuning.choices} == {"cdcgan.onnx"}
+
+
+def test_pins_contradicting_tuning_and_engine_pins_are_named_in_one_line(cache, capsys):
+    with pytest.raises(PrecisionError, match="pin the choice"):
+        Generator.load("gan", threads=1, tune=True)
+    with pytest.raises(PrecisionError, match="bf16 runs only on openvino") as e:
+        Generator.load("cgan", engine="ort", precision="bf16")  # cgan's family has bf16, on OpenVINO only
+    assert "\n" not in str(e.value)
+    assert main(["tune", "--model", "gan", "--precision", "int8"]) == 2  # bf16/int8 pin: nothing to tune
+    assert main(["bench", "--model", "gan", "--engine", "ort", "--precision", "auto"]) == 1
+    assert "has no runtime" in capsys.readouterr().err
+
+
+def test_every_load_says_what_it_runs_on_and_why(cache, capsys, tmp_path):
+    with Generator.load("gan", tune=False) as g:
+        assert g.choice["routes"]["1"]["engine"] == "ort" and "tune=False" in g.choice["why"]["1"]
+    with Generator.load("gan", engine="ort") as g:
+        assert "pinned by engine='ort'" in g.choice["why"]["1"] and g.precision == "fp32"
+    assert main(["sample", "--model", "gan", "--n", "4", "-o", str(tmp_path / "s.png")]) == 0
+    assert "ran on batch 1: ort fp32 gan.onnx" in capsys.readouterr().out
+
+
+def test_export_variants_passes_opset_and_refuses_triton_options(monkeypatch, capsys, tmp_path):
+    pytest.importorskip("torch")
+    import gantool.export.variants as ev
+
+    seen = {}
+
+    def fake(model, folder=None, **kw):
+        seen.update(kw)
+        return ev.VariantsResult(Path(folder), "0" * 16)
+
+    monkeypatch.setattr(ev, "run_variants", fake)
+    assert main(["export", "--model", "gan", "--variants", "--opset", "17", "-o", str(tmp_path)]) == 0
+    assert seen["opset"] == 17
+    assert main(["export", "--model", "gan", "--variants", "--max-batch", "4"]) == 1
+    assert "Triton options" in capsys.readouterr().err
