@@ -17,7 +17,7 @@ from gantool.runtime.backends import Backend, open_backend
 ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "openvino-bf16", "torch",
            "torch-bf16", "torch-compile", "trt", "ort-cuda", "ort-trt")
 # What each engine computes in, for its share of that precision's peak (the runtime's: what it chose)
-ENGINE_PRECISION = {"ort-int8": "int8", "openvino-bf16": "bf16", "torch-bf16": "bf16"}
+ENGINE_PRECISION = {"ort-fp16": "fp16", "ort-int8": "int8", "openvino-bf16": "bf16", "torch-bf16": "bf16"}
 
 
 class Skip(Exception):

@@ -9,6 +9,7 @@ candidate. A .plan, or an .onnx on a machine with ORT's CUDA provider, runs on i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from gantool.runtime.tune import (
     TUNE_ENV,
     Progress,
     TuneResult,
-    bucket,
     cache_key,
     read_cached,
     tune,
@@ -46,14 +46,25 @@ class Selection:
     chosen: dict[int, Candidate] = field(default_factory=dict)
     reason: str = ""  # why it was not tuned (pinned, tuning off, one candidate)
 
+    def __post_init__(self) -> None:
+        # the route of a request of n images: the first bucket whose upper bound (the geometric mean with
+        # the next bucket, where tune.bucket's log2 distance ties) is >= n. A few comparisons per call: the
+        # runtime's whole overhead at batch 1 is a few microseconds, so no log2 here.
+        sizes = sorted(self.routes)
+        self._bounds = [((a * b) ** 0.5, self.routes[a]) for a, b in pairwise(sizes)]
+        self._last = self.routes[sizes[-1]]
+        if all(be is self._last for _, be in self._bounds):
+            self._bounds = []  # one backend serves every size
+
     @property
     def primary(self) -> Backend:
         return self.routes[min(self.routes)]
 
     def backend_for(self, n: int) -> Backend:
-        if len(self.routes) == 1:
-            return self.primary
-        return self.routes[bucket(n, tuple(self.routes))]
+        for bound, backend in self._bounds:
+            if n <= bound:
+                return backend
+        return self._last
 
     def backends(self) -> list[Backend]:
         return list({id(b): b for b in self.routes.values()}.values())

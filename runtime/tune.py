@@ -37,6 +37,7 @@ TUNE_BATCHES = (1, 16, 256)  # the buckets; a request goes to the nearest one (i
 TUNE_ROUNDS = 7
 SWITCH_MARGIN = 0.05  # a candidate must be this much faster than the default ...
 ROUND_SECONDS = 0.02  # ... in most rounds, each timing at least this long (several calls when fast)
+SETTLE_SECONDS = 0.02  # idle before each timing, as the bench's settle (benchmarks/bench.py)
 TUNE_ENV = "GANTOOL_TUNE"  # "off" (or 0/false/no) keeps the default choice everywhere
 CACHE_SCHEMA = 1
 Progress = Callable[[str, int, int], None]  # (what, done, total)
@@ -150,10 +151,17 @@ class TuneResult:
 
 
 def _time_calls(run: Callable[[], Any], calls: int) -> float:
-    t = time.perf_counter()
+    """The median ms of `calls` calls, after an idle settle and one untimed call. The settle lets the
+    previous candidate's worker threads stop spinning (measured: cdcgan at batch 1 on 2 threads read
+    0.34 ms right after a 1-thread session's turn, 0.13 ms settled); the untimed call wakes this one's."""
+    time.sleep(SETTLE_SECONDS)
+    run()
+    times = []
     for _ in range(calls):
+        t = time.perf_counter()
         run()
-    return (time.perf_counter() - t) / calls * 1e3
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * 1e3
 
 
 def decide(per_round: list[list[float]]) -> tuple[int, list[float], list[int]]:

@@ -315,3 +315,14 @@ def test_export_variants_passes_opset_and_refuses_triton_options(monkeypatch, ca
     assert seen["opset"] == 17
     assert main(["export", "--model", "gan", "--variants", "--max-batch", "4"]) == 1
     assert "Triton options" in capsys.readouterr().err
+
+
+def test_requests_go_to_the_nearest_tuned_batch_size_and_one_backend_skips_the_lookup():
+    from gantool.runtime.select import Selection
+
+    a, b, c = object(), object(), object()
+    s = Selection({1: a, 16: b, 256: c}, "tuned", "auto")  # type: ignore[dict-item]
+    for n in (1, 2, 3, 4, 5, 15, 16, 63, 64, 65, 100, 256, 5000):
+        assert s.backend_for(n) is {1: a, 16: b, 256: c}[tuning.bucket(n)]
+    same = Selection({1: a, 16: a, 256: a}, "tuned", "fp32")  # type: ignore[dict-item]
+    assert same._bounds == [] and same.backend_for(77) is a
