@@ -81,10 +81,10 @@ def _summary(totals: dict[tuple[str, str], float]) -> dict:
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 def main(model: str, batch: int, precisions: str, threads: int, calls: int, top: int, json_path: str | None) -> None:
     from gantool.export.cache import resolve_model
-    from gantool.runtime.select import _read, siblings
+    from gantool.runtime.select import file_metadata, siblings
 
     base = resolve_model(model)
-    metas = {p: _read(p) for p in siblings(base)}
+    metas = {p: file_metadata(p) for p in siblings(base)}
     files = {(m.precision, m.graph): p for p, m in metas.items()}  # the family, by precision and graph form
     feeds = feeds_for(metas[base].spec, batch)
     out: dict[str, Any] = {"model": model, "batch": batch, "threads": threads, "machine": machine_info(), "runs": {}}

@@ -19,6 +19,7 @@ from typing import Any
 from gantool.errors import GantoolError
 from gantool.export.onnx import DEFAULT_OPSET
 from gantool.export.run import ExportResult, run_export
+from gantool.runtime.variants import variant_name
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,6 @@ def family_digest(model: str) -> str:
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def variant_name(stem: str, tag: str) -> str:
-    """NAME.onnx and NAME.TAG.onnx: the names runtime/select.py looks for beside a file."""
-    return f"{stem}.onnx" if not tag else f"{stem}.{tag}.onnx"
 
 
 @dataclass

@@ -43,11 +43,7 @@ def run_sample(model: str | Path, output: str, labels: list[int] | None = None, 
     refuse_overwrite({"-o": out}, {"--model": model})
     with Generator.load(model, engine=engine, **load) as g:
         images, ncol = g.grid_images(labels, per_label, n, seed)
-        from gantool.runtime.tune import bucket
-
-        routes = g.selection.text().splitlines()
-        ran_on = routes[0] if len(routes) == 1 else next(
-            (r for r in routes if r.startswith(f"batch {bucket(len(images), tuple(g.selection.routes))}:")), routes[0])
+        ran_on = g.selection.text(len(images))
     if out.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, images)

@@ -34,6 +34,7 @@ from gantool.runtime.variants import (
     candidates,
     check_precision,
     family_files,
+    variant_name,
 )
 
 
@@ -85,11 +86,15 @@ class Selection:
             d["why"] = {str(b): self.reason for b in self.chosen}
         return d
 
-    def text(self) -> str:
-        """One line per route: what an app's sampling runs on."""
+    def text(self, n: int | None = None) -> str:
+        """One line per route (or only the route a request of n images takes): what sampling runs on."""
         d = self.describe()
+        routes = d["routes"].items()
+        if n is not None and len(routes) > 1:
+            backend = self.backend_for(n)
+            routes = [(b, c) for b, c in routes if self.routes[int(b)] is backend][:1]
         return "\n".join(f"batch {b}: {c['engine']} {c['precision']} {Path(c['file']).name} x{c['threads']} "
-                         f"({self.how}: {d['why'].get(b, '')})" for b, c in d["routes"].items())
+                         f"({self.how}: {d['why'].get(b, '')})" for b, c in routes)
 
     def close(self) -> None:
         for b in self.backends():
@@ -99,16 +104,17 @@ class Selection:
 def base_of(path: Path) -> Path:
     """The family's base file for any of its members (NAME.int8.onnx -> NAME.onnx)."""
     stem, _, tag = path.stem.rpartition(".")
-    return path.with_name(f"{stem}.onnx") if stem and tag in VARIANT_TAGS else path
+    return path.with_name(variant_name(stem, "")) if stem and tag in VARIANT_TAGS else path
 
 
 def siblings(path: Path) -> list[Path]:
     """path and the variant files beside it (their family is checked when their metadata is read)."""
-    found = [path.with_name(f"{path.stem}.{t}.onnx") for t in VARIANT_TAGS] if path.suffix == ".onnx" else []
+    found = [path.with_name(variant_name(path.stem, t)) for t in VARIANT_TAGS] if path.suffix == ".onnx" else []
     return [path, *(p for p in found if p.is_file())]
 
 
-def _read(path: Path) -> GeneratorMetadata:
+def file_metadata(path: Path) -> GeneratorMetadata:
+    """A generator file's metadata, validated against its graph (ONNX Runtime opens it)."""
     from gantool.runtime.backends.ort import OrtBackend
 
     with OrtBackend(path) as b:
@@ -161,10 +167,8 @@ def select(path: Path, engine: str = "auto", threads: int | None = None, precisi
     tuning = (_tuning(allow_tune) or retune) and not pins
     if precision == "fp32" and not tuning:  # the named file as it is: no sibling is read
         backend = open_backend(path, name, threads)
-        why = (f"pinned by {' and '.join(pins)}" if pins else
-               f"tuning is off ({TUNE_ENV}={_env()})" if allow_tune is None else "tuning is off (tune=False)")
         return Selection({1: backend}, "pinned" if pins else "default", precision,
-                         chosen={1: _as_candidate(path, backend, threads)}, reason=why)
+                         chosen={1: _as_candidate(path, backend, threads)}, reason=_untuned(pins, allow_tune))
     key = cache_key(siblings(path), precision, threads) if tuning else None
     if key is not None and not retune:
         cached = read_cached(key)
@@ -174,23 +178,26 @@ def select(path: Path, engine: str = "auto", threads: int | None = None, precisi
                 return Selection(_open_all(chosen), "cached", precision, cached, chosen)
             except GantoolError:
                 pass  # a choice this install cannot open any more (an engine removed): tune again
-    files, left_out = family_files(path, _read(path), _read)
+    files, left_out = family_files(path, file_metadata(path), file_metadata)
     cands, skipped = candidates(files, precision, threads, (name,) if engine != "auto" else None, left_out)
     if key is None or len(cands) == 1:
         first = cands[0]
-        why = (f"pinned by {' and '.join(pins)}" if pins else "the only candidate" if len(cands) == 1 else
-               f"tuning is off ({TUNE_ENV}={_env()})" if allow_tune is None else "tuning is off (tune=False)")
-        how = "pinned" if pins else "single" if len(cands) == 1 else "default"
-        return Selection(_open_all({1: first}), how, precision, chosen={1: first}, reason=why)
+        single = len(cands) == 1 and not pins
+        how = "pinned" if pins else "single" if single else "default"
+        return Selection(_open_all({1: first}), how, precision, chosen={1: first},
+                         reason="the only candidate" if single else _untuned(pins, allow_tune))
     result = tune(cands, files[0][1].spec, key, progress=progress, skipped=skipped)
     chosen = {c.batch: c.candidate for c in result.choices}
     return Selection(_open_all(chosen), "tuned", precision, result, chosen)
 
 
-def _env() -> str:
+def _untuned(pins: list[str], allow_tune: bool | None) -> str:
+    """Why a load kept its first candidate: a pin, GANTOOL_TUNE, or tune=False."""
     import os
 
-    return os.environ.get(TUNE_ENV, "")
+    if pins:
+        return f"pinned by {' and '.join(pins)}"
+    return f"tuning is off ({TUNE_ENV}={os.environ.get(TUNE_ENV, '')})" if allow_tune is None else "tuning is off (tune=False)"
 
 
 def _tuning(allow: bool | None) -> bool:

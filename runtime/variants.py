@@ -22,6 +22,11 @@ from gantool.extras import installed
 RUNTIME_PRECISIONS = ("fp32", "auto", "bf16", "int8")
 TUNABLE_PRECISIONS = ("fp32", "auto")  # bf16 and int8 pin the precision: the first fitting candidate runs
 VARIANT_TAGS = ("plain", "phases", "int8")  # NAME.TAG.onnx beside NAME.onnx
+
+
+def variant_name(stem: str, tag: str) -> str:
+    """NAME.onnx for the base (tag ""), NAME.TAG.onnx for a variant: the one naming rule of a family."""
+    return f"{stem}.onnx" if not tag else f"{stem}.{tag}.onnx"
 CPU_ENGINES = ("ort", "openvino")
 
 
@@ -78,7 +83,7 @@ def family_files(path: Path, meta: GeneratorMetadata, read: Any) -> tuple[list[t
     if path.suffix != ".onnx":
         return files, left_out
     for tag in VARIANT_TAGS:
-        sibling = path.with_name(f"{path.stem}.{tag}.onnx")
+        sibling = path.with_name(variant_name(path.stem, tag))
         if not sibling.is_file():
             continue
         if meta.family is None:
@@ -151,7 +156,7 @@ def _none_here(files: list[tuple[Path, GeneratorMetadata]], precision: str, pinn
     if elsewhere:
         return (f"{precision} runs only on {', '.join(sorted(set(elsewhere)))} for {base.name}, but engine "
                 f"{pinned[0] if pinned else ''} was pinned; allowed: engine='auto' or {elsewhere[0]}.")
-    missing = [f"{base.stem}.{t}.onnx" for t in VARIANT_TAGS if not base.with_name(f"{base.stem}.{t}.onnx").is_file()]
+    missing = [n for n in (variant_name(base.stem, t) for t in VARIANT_TAGS) if not base.with_name(n).is_file()]
     parts = [f"no validated {precision} variant of {base.name} runs here"]
     if skipped:
         parts.append("; ".join(skipped))
