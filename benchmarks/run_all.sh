@@ -5,7 +5,9 @@
 set -euo pipefail
 GANTOOL=${GANTOOL:-.venv/bin/gantool}
 PY=${PY:-.venv/bin/python}
-OUT=benchmarks/results/bench
+# Another machine's run goes beside the first: OUT=benchmarks/results/bench/xeon-amx MORE=$OUT
+OUT=${OUT:-benchmarks/results/bench}
+MORE=${MORE:-benchmarks/results}
 mkdir -p "$OUT"
 ALL=runtime,ort,ort-plain,ort-fp16,ort-int8,openvino,openvino-bf16,torch,torch-bf16,torch-compile,trt,ort-cuda,ort-trt
 # The 64x64 models' variant families go into the runtime's cache (the 28x28 ones ship theirs).
@@ -17,13 +19,15 @@ for m in cdcgan dcgan gan cgan cwgan cgan-in; do
 done
 for m in cdcgan dcgan; do
   $GANTOOL bench --model $m --engine $ALL --batch 1,8,64,256 --rounds ${ROUNDS:-20} --json $OUT/$m.json -o $OUT/$m.png | tee $OUT/$m.txt
-  $GANTOOL bench --model $m --precision auto --engine runtime,ort,openvino-bf16,torch-bf16 --batch 1,256 --rounds ${ROUNDS:-20} \
-    --no-cold-start --json $OUT/$m-auto.json | tee $OUT/$m-auto.txt
 done
 for m in gan cgan cwgan cgan-in; do
   $GANTOOL bench --model $m --engine runtime,ort,ort-plain,openvino,openvino-bf16,torch,torch-bf16 --batch 1,8,64,256 --rounds ${ROUNDS:-20} \
     --json $OUT/$m.json -o $OUT/$m.png | tee $OUT/$m.txt
 done
-$PY benchmarks/lowering.py --model cdcgan --model dcgan --threads 2 --json benchmarks/results/lowering.json | tee benchmarks/results/lowering.txt
-$PY benchmarks/load_test.py --model cdcgan --threads 2 --requests 512 --json benchmarks/results/serve_load.json | tee benchmarks/results/serve_load.txt
-$PY benchmarks/overhead.py --model cdcgan --model gan --model dcgan --batch 1,64 --threads 2 --rounds ${ROUNDS:-20} --json benchmarks/results/overhead.json | tee benchmarks/results/overhead.txt
+for m in cdcgan dcgan gan cgan cwgan cgan-in; do
+  $GANTOOL bench --model $m --precision auto --engine runtime,ort,openvino-bf16,torch-bf16 --batch 1,256 --rounds ${ROUNDS:-20} \
+    --no-cold-start --json $OUT/$m-auto.json | tee $OUT/$m-auto.txt
+done
+$PY benchmarks/lowering.py --model cdcgan --model dcgan --threads 2 --json $MORE/lowering.json | tee $MORE/lowering.txt
+$PY benchmarks/load_test.py --model cdcgan --threads 2 --requests 512 --json $MORE/serve_load.json | tee $MORE/serve_load.txt
+$PY benchmarks/overhead.py --model cdcgan --model gan --model dcgan --batch 1,64 --threads 2 --rounds ${ROUNDS:-20} --json $MORE/overhead.json | tee $MORE/overhead.txt

@@ -21,7 +21,7 @@ from gantool.extras import installed
 # What Generator.load(precision=...) accepts: fp32 numerics (the default), every validated variant, or one.
 RUNTIME_PRECISIONS = ("fp32", "auto", "bf16", "int8")
 TUNABLE_PRECISIONS = ("fp32", "auto")  # bf16 and int8 pin the precision: the first fitting candidate runs
-VARIANT_TAGS = ("plain", "phases", "int8")  # NAME.TAG.onnx beside NAME.onnx
+VARIANT_TAGS = ("plain", "interleaved", "phases", "int8")  # NAME.TAG.onnx beside NAME.onnx
 
 
 def variant_name(stem: str, tag: str) -> str:

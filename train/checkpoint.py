@@ -25,6 +25,7 @@ from gantool.train.recipe import Recipe
 CHECKPOINT_SCHEMA_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 BEST_NAME = "best.pt"  # --eval-every's lowest-FD checkpoint, beside the last (train/watch.py)
+EVALS_DIR = "evals"  # --keep-evals: evals/step-NNNNNNN.pt, every measured step's checkpoint
 
 
 def run_checkpoint(run_dir: Path) -> Path:

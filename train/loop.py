@@ -34,6 +34,7 @@ from gantool.train import losses
 from gantool.train.checkpoint import (
     BEST_NAME,
     CHECKPOINT_NAME,
+    EVALS_DIR,
     load_checkpoint,
     load_weights,
     run_checkpoint,
@@ -466,9 +467,11 @@ def _prepare_run_dir(trainer: Trainer, opts: RunOptions, resume_state: dict[str,
     elif ckpt_path.exists():
         raise GantoolError(f"{opts.out_dir} already holds a training run ({CHECKPOINT_NAME}).",
                            note="pass --resume to continue it, or choose another -o/--output folder.")
-    elif (opts.out_dir / BEST_NAME).exists():  # another run's best: a new run's --eval-every would replace it
-        raise GantoolError(f"{opts.out_dir} already holds {BEST_NAME} from another run; a new run here would "
-                           f"replace it.", note="choose another -o/--output folder, or move it aside.")
+    else:  # another run's best or kept evaluations: a new run's --eval-every would replace them
+        for kept in (BEST_NAME, EVALS_DIR):
+            if (opts.out_dir / kept).exists():
+                raise GantoolError(f"{opts.out_dir} already holds {kept} from another run; a new run here would "
+                                   f"replace it.", note="choose another -o/--output folder, or move it aside.")
     if trainer.world.is_main:
         (opts.out_dir / "samples").mkdir(parents=True, exist_ok=True)
 

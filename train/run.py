@@ -45,6 +45,7 @@ class TrainRequest:
     base_recipe: str = "gantool"  # or "seed": the seed notebook's recipe, for like-for-like comparisons
     eval_samples: int | None = None  # --eval-every's sample size [default: watch.WatchOptions']
     judge: str | None = None  # --eval-every's judge [default: the shipped primary judge]
+    keep_evals: bool = False  # --keep-evals: every measured checkpoint kept in evals/
 
 
 def _overrides(o: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +141,8 @@ def run_training(req: TrainRequest) -> TrainResult:
 def _watch(req: TrainRequest, spec: ModelSpec, split: Split, device: str) -> TrainingWatch | None:
     """--eval-every's evaluator, its judge checked against the data before any training."""
     if req.run.eval_every is None:
-        given = [o for o, v in (("--eval-samples", req.eval_samples), ("--judge", req.judge)) if v is not None]
+        given = [o for o, v in (("--eval-samples", req.eval_samples), ("--judge", req.judge),
+                                ("--keep-evals", req.keep_evals or None)) if v is not None]
         if given:
             verb = "apply" if len(given) > 1 else "applies"
             raise GantoolError(f"{' and '.join(given)} {verb} to --eval-every only: the option would change nothing.",
@@ -149,7 +151,7 @@ def _watch(req: TrainRequest, spec: ModelSpec, split: Split, device: str) -> Tra
     from gantool.train.limits import check_eval_size
     from gantool.train.watch import TrainingWatch, WatchOptions
 
-    opts = WatchOptions(every=req.run.eval_every, judge_path=req.judge)
+    opts = WatchOptions(every=req.run.eval_every, judge_path=req.judge, keep=req.keep_evals)
     if req.eval_samples is not None:
         opts.samples = check_eval_size(req.eval_samples, "--eval-samples")
     return TrainingWatch(spec, split, load_split(req.data_dir, "test"), opts, req.run.out_dir, device,

@@ -22,7 +22,12 @@ import torch
 from gantool.errors import GantoolError
 from gantool.fileio import atomic_write_bytes
 from gantool.spec import ModelSpec
-from gantool.train.checkpoint import BEST_NAME, load_checkpoint, save_checkpoint
+from gantool.train.checkpoint import (
+    BEST_NAME,
+    EVALS_DIR,
+    load_checkpoint,
+    save_checkpoint,
+)
 from gantool.train.data import Split
 
 EVAL_LOG = "eval.csv"
@@ -36,6 +41,7 @@ class WatchOptions:
     every: int  # steps between evaluations (and the last step)
     samples: int = 2000
     judge_path: str | None = None  # None: the shipped primary judge, which must know the run's data
+    keep: bool = False  # --keep-evals: every measured checkpoint kept in evals/, to choose among after the run
 
 
 class TrainingWatch:
@@ -114,10 +120,17 @@ class TrainingWatch:
         if is_best:
             self.best = {**row, "judge": self.judge_name}
             save_checkpoint(self.out_dir / BEST_NAME, {**state, "best_eval": self.best})
+        if self.opts.keep:  # FD alone is not the choice: a later step may hold the better label accuracy
+            (self.out_dir / EVALS_DIR).mkdir(exist_ok=True)
+            save_checkpoint(kept_eval_path(self.out_dir, step), {**state, "eval": {**row, "judge": self.judge_name}})
         self.rows.append(row)
         _write_rows(self.out_dir / EVAL_LOG, self.rows)
         plot_curve(self.rows, self.out_dir / EVAL_PLOT, self.spec.arch, self.real.reference)
         return row
+
+
+def kept_eval_path(out_dir: Path, step: int) -> Path:
+    return out_dir / EVALS_DIR / f"step-{step:07d}.pt"
 
 
 def _kept_rows(path: Path, resume_step: int | None) -> list[dict[str, Any]]:

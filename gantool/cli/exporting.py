@@ -34,8 +34,8 @@ from gantool.spec import ZOO_NAMES
               help="rewrite ConvTranspose into exact Gemm / phase-Conv equivalents, faster on ONNX Runtime's CPU")
 @click.option("--variants", is_flag=True,
               help="write the family the runtime chooses among on a CPU into the -o folder: NAME.onnx (lowered "
-                   "fp32, also judged in bf16 on OpenVINO), NAME.plain.onnx, NAME.phases.onnx, NAME.int8.onnx "
-                   "(docs/runtime.md)")
+                   "fp32, also judged in bf16 on OpenVINO), NAME.plain.onnx, NAME.interleaved.onnx, "
+                   "NAME.phases.onnx, NAME.int8.onnx (docs/runtime.md)")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the validation inputs")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="the validation report")
 def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | None, to_cache: bool,

@@ -117,6 +117,9 @@ def _inputs(data_dir: str | None, **paths: str | os.PathLike[str] | None) -> dic
 @click.option("--eval-samples", type=click.IntRange(MIN_EVAL_SAMPLES, MAX_EVAL_SAMPLES), default=None,
               help="images per --eval-every measurement [default: 2000; FD on fewer images reads higher than "
                    "gantool eval's 10,000]")
+@click.option("--keep-evals", is_flag=True,
+              help="keep every --eval-every step's checkpoint in evals/step-NNNNNNN.pt (with its measurement), "
+                   "not only the lowest-FD one, to choose among after the run by gantool eval")
 @click.option("--judge", type=click.Path(dir_okay=False), default=None,
               help="the judge of --eval-every [default: the shipped primary judge, which knows MNIST only]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,

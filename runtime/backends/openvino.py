@@ -1,8 +1,7 @@
-"""OpenVINO on the CPU: an optional engine (the `openvino` extra), chosen with engine="openvino".
-
-Not an automatic choice: on the lowered cdcgan and dcgan graphs ONNX Runtime measured faster at
-every batch; on gan and cwgan OpenVINO was 17-21% faster at batch 256 (docs/benchmarks.md). The
-LATENCY hint is used: one request under THROUGHPUT measured ~2x slower."""
+"""OpenVINO on the CPU: an optional engine (the `openvino` extra), pinned with engine="openvino" or
+chosen by the tuner where it wins: its bf16 and int8 kernels (AMX, AVX512-BF16, VNNI) on the phases
+graph are what `precision="auto"` runs on most CPUs (docs/benchmarks.md). The LATENCY hint is used:
+one request under THROUGHPUT measured ~2x slower."""
 
 from __future__ import annotations
 
@@ -15,7 +14,6 @@ import numpy as np
 from gantool.contract import TensorSpec
 from gantool.errors import GantoolError
 from gantool.runtime.backends.base import Backend, ModelLoadError
-
 
 INFERENCE_PRECISION = {None: "f32", "bf16": "bf16"}  # compute precision -> OpenVINO's hint
 

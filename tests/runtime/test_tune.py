@@ -172,7 +172,8 @@ def family(tmp_path_factory):
 def test_export_variants_writes_a_validated_family(family):
     result, folder = family
     names = sorted(p.name for p in folder.glob("*.onnx"))
-    assert names == ["cdcgan.int8.onnx", "cdcgan.onnx", "cdcgan.phases.onnx", "cdcgan.plain.onnx"]
+    assert names == ["cdcgan.int8.onnx", "cdcgan.interleaved.onnx", "cdcgan.onnx", "cdcgan.phases.onnx",
+                     "cdcgan.plain.onnx"]
     assert not result.not_written
     metas = {p.name: read_metadata(_props(p), p.name) for p in folder.glob("*.onnx")}
     assert {m.family for m in metas.values()} == {result.family}
@@ -184,6 +185,11 @@ def test_export_variants_writes_a_validated_family(family):
     # the phases graph (and int8, quantized on it) has no ConvTranspose left: OpenVINO's bf16/int8 kernels run it all
     assert "ConvTranspose" not in ops["cdcgan.phases.onnx"] and "ConvTranspose" not in ops["cdcgan.int8.onnx"]
     assert metas["cdcgan.phases.onnx"].graph == metas["cdcgan.int8.onnx"].graph == "phases"
+    # the interleaved graph keeps the phases apart until a DepthToSpace the lowered one folds away
+    assert metas["cdcgan.interleaved.onnx"].graph == "interleaved"
+    d2s = {n: [x.op_type for x in onnx.load(str(folder / n)).graph.node].count("DepthToSpace")
+           for n in ("cdcgan.onnx", "cdcgan.interleaved.onnx")}
+    assert d2s["cdcgan.interleaved.onnx"] > d2s["cdcgan.onnx"]
     int8 = metas["cdcgan.int8.onnx"]
     assert int8.precision == "int8" and int8.validated("int8", "ort")
     assert all(v.checks["n"] == 500 and v.checks["agreement"] >= 0.995 for v in int8.validations)
@@ -198,7 +204,7 @@ def test_auto_chooses_among_the_family_and_a_foreign_sibling_is_ignored(family, 
     _, folder = family
     with Generator.load(folder / "cdcgan.onnx", precision="auto") as g:
         timed = set(g.selection.tuning.timings["1"])  # every candidate was timed: all three files, both engines
-        assert {"int8", "plain", "phases", "openvino"} <= {w for x in timed for w in x.split()}
+        assert {"int8", "plain", "interleaved", "phases", "openvino"} <= {w for x in timed for w in x.split()}
         assert g.selection.how == "tuned" and g.choice["why"].keys() == {"1", "16"}
     with Generator.load(folder / "cdcgan.onnx", precision="int8") as g:  # pinned: no timing
         assert g.selection.how == "pinned" and g.precision == "int8"

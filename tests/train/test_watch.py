@@ -31,7 +31,7 @@ WATCH = ["--eval-every", "2", "--eval-samples", "100", "--judge", str(SHIPPED_JU
 @pytest.fixture(scope="module")
 def watched(tmp_path_factory: pytest.TempPathFactory, small_mnist: Path) -> Path:
     run = tmp_path_factory.mktemp("watch") / "run"
-    _train(run, small_mnist, "--max-steps", "6", *WATCH)
+    _train(run, small_mnist, "--max-steps", "6", *WATCH, "--keep-evals")
     return run
 
 
@@ -46,6 +46,18 @@ def test_eval_every_writes_the_curve_and_keeps_the_lowest_fd_checkpoint(watched)
     assert load_checkpoint(watched / "checkpoint.pt")["step"] == 6  # the last stays beside the best
     assert (watched / "eval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert all(0 <= float(r["label_accuracy"]) <= 1 for r in rows)
+
+
+def test_keep_evals_keeps_every_measured_checkpoint_with_its_measurement(watched):
+    rows = _rows(watched / "eval.csv")
+    kept = sorted((watched / "evals").iterdir())
+    assert [p.name for p in kept] == ["step-0000002.pt", "step-0000004.pt", "step-0000006.pt"]
+    for path, row in zip(kept, rows):
+        ck = load_checkpoint(path)
+        assert ck["step"] == int(row["step"]) and ck["eval"]["fd_judge"] == pytest.approx(float(row["fd_judge"]), rel=1e-5)
+    best = load_checkpoint(watched / "best.pt")
+    same = load_checkpoint(watched / "evals" / f"step-{best['step']:07d}.pt")
+    assert all(torch.equal(best["generator"][k], same["generator"][k]) for k in best["generator"])
 
 
 def test_eval_every_changes_nothing_in_training(watched, tmp_path, small_mnist):
@@ -74,6 +86,9 @@ def test_eval_every_refuses_before_training_what_it_cannot_measure(capsys, tmp_p
                  "--eval-samples", "100"]) == 1
     err = capsys.readouterr().err
     assert "--eval-samples applies to --eval-every only" in err and not (tmp_path / "b").exists()
+    assert main(["train", *TINY, "--data-dir", str(small_mnist), "-o", str(tmp_path / "c"), "--max-steps", "2",
+                 "--keep-evals"]) == 1
+    assert "--keep-evals applies to --eval-every only" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 def test_a_resume_that_would_measure_differently_is_refused(capsys, tmp_path, small_mnist):
