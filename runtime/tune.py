@@ -37,6 +37,7 @@ TUNE_BATCHES = (1, 16, 256)  # the buckets; a request goes to the nearest one (i
 TUNE_ROUNDS = 7
 SWITCH_MARGIN = 0.05  # a candidate must be this much faster than the default ...
 ROUND_SECONDS = 0.02  # ... in most rounds, each timing at least this long (several calls when fast)
+FAST_QUANTILE = 25  # among the eligible, the lowest 25th percentile of a candidate's rounds wins (decide)
 SETTLE_SECONDS = 0.02  # idle before each timing, as the bench's settle (benchmarks/bench.py)
 TUNE_ENV = "GANTOOL_TUNE"  # "off" (or 0/false/no) keeps the default choice everywhere
 CACHE_SCHEMA = 1
@@ -167,13 +168,16 @@ def _time_calls(run: Callable[[], Any], calls: int) -> float:
 def decide(per_round: list[list[float]]) -> tuple[int, list[float], list[int]]:
     """The rule: per_round[i][r] is candidate i's time in round r, candidate 0 the default. A candidate
     is eligible when it beat the default by more than SWITCH_MARGIN in most rounds; the eligible one
-    with the lowest median wins. Returns (winner, medians, wins)."""
+    with the lowest fast quartile wins: a shared machine's noise only ever slows a timing, so a round
+    that caught a slow spell says less than one that did not (a median let dcgan's 1-thread graph beat
+    its 2-thread one while a neighbour held a core). Returns (winner, medians, wins)."""
     default = np.asarray(per_round[0])
     rounds = len(default)
     medians = [float(np.median(p)) for p in per_round]
+    fast = [float(np.percentile(p, FAST_QUANTILE)) for p in per_round]
     wins = [int(np.sum(np.asarray(p) < default * (1 - SWITCH_MARGIN))) for p in per_round]
     eligible = [i for i in range(len(per_round)) if i == 0 or wins[i] > rounds / 2]
-    return min(eligible, key=lambda i: medians[i]), medians, wins
+    return min(eligible, key=lambda i: fast[i]), medians, wins
 
 
 def measure(candidates: list[Candidate], spec: ModelSpec, batches: tuple[int, ...] = TUNE_BATCHES,
