@@ -77,3 +77,22 @@ def save_png(path: str | os.PathLike, image: np.ndarray, scale: int = 1) -> tupl
     """Write a PNG atomically; returns the file's (width, height) in pixels."""
     atomic_write_bytes(path, encode_png(image, scale))
     return image.shape[1] * scale, image.shape[0] * scale
+
+
+def encode_gif(frames: list[np.ndarray], scale: int = 1, frame_ms: int = 120) -> bytes:
+    """Uint8 frames of one size as a looping GIF (an interpolation played forward), scaled up by pixel
+    repetition; gray frames stay exact (GIF's 256-colour palette holds every gray level)."""
+    from PIL import Image
+
+    ims = [Image.fromarray(f) for f in frames]
+    if scale > 1:
+        ims = [im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST) for im in ims]
+    buf = io.BytesIO()
+    ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=frame_ms, loop=0)
+    return buf.getvalue()
+
+
+def save_gif(path: str | os.PathLike, frames: list[np.ndarray], scale: int = 1) -> tuple[int, int]:
+    """Write an animated GIF atomically; returns the file's (width, height) in pixels."""
+    atomic_write_bytes(path, encode_gif(frames, scale))
+    return frames[0].shape[1] * scale, frames[0].shape[0] * scale

@@ -25,7 +25,7 @@ from gantool.contract import (
 )
 from gantool.errors import GantoolError
 from gantool.images import Uint8Map, make_grid, save_png
-from gantool.noise import fresh_noise, make_noise
+from gantool.noise import check_truncation, fresh_noise, latent_path, make_noise
 from gantool.paths import cached_onnx, shipped_onnx
 from gantool.runtime.backends import ENGINES, Backend, infer_split
 from gantool.runtime.select import Selection, select
@@ -155,9 +155,18 @@ class Generator:
             raise SampleError(f"n must be in 1..{self.max_n}, got {n}.")
         return int(n)
 
+    def check_truncation(self, truncation: Any) -> float:
+        try:
+            return check_truncation(truncation)
+        except ValueError as e:
+            raise SampleError(f"{e}.") from None
+
     def inputs(self, n: int | None = None, labels: Any = None, seed: int | None = None,
-               z: Any = None) -> dict[str, np.ndarray]:
+               z: Any = None, truncation: float = 1.0) -> dict[str, np.ndarray]:
         """The validated feeds: z from the project's noise (or given), labels cycled 0..K-1 by default."""
+        t = self.check_truncation(truncation)
+        if z is not None and t != 1:
+            raise SampleError("truncation applies to the noise gantool draws; given z is used as it is (pass seed).")
         y = None if labels is None else self.check_labels(labels)
         if y is not None:
             count = self._count(len(y)) if n is None else self._count(n)
@@ -168,11 +177,11 @@ class Generator:
         else:
             count = self._count(1 if n is None else n)
         if z is None and seed is None:
-            zz = fresh_noise(count, self.spec.latent_dim, self.spec.noise)  # no seed to replay: no PCG64 to build
+            zz = fresh_noise(count, self.spec.latent_dim, self.spec.noise, t)  # no seed to replay: no PCG64 to build
         elif z is None:
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
                 raise SampleError(f"seed must be a non-negative integer, got {seed!r}.")
-            zz = make_noise(int(seed), count, self.spec.latent_dim, self.spec.noise)
+            zz = make_noise(int(seed), count, self.spec.latent_dim, self.spec.noise, t)
         else:
             zz = np.asarray(z)
             if zz.shape != (count, self.spec.latent_dim):
@@ -194,13 +203,39 @@ class Generator:
         """Raw output (N, C, H, W) -> uint8 images (N, H, W), or (N, H, W, C) for color."""
         return self.to_uint8.images(raw)
 
-    def sample(self, n: int | None = None, labels: Any = None, seed: int | None = None, z: Any = None) -> np.ndarray:
+    def sample(self, n: int | None = None, labels: Any = None, seed: int | None = None, z: Any = None,
+               truncation: float = 1.0) -> np.ndarray:
         """uint8 images (N, H, W) (or (N, H, W, C) for color). Conditional models without labels
-        cycle 0..K-1, as `gantool eval` does, so a seed gives the same images there."""
-        return self.to_uint8.images(self.run(self.inputs(n, labels, seed, z)))
+        cycle 0..K-1, as `gantool eval` does, so a seed gives the same images there. truncation < 1
+        trades diversity for fidelity (gantool.noise: the central share t of each z coordinate)."""
+        return self.to_uint8.images(self.run(self.inputs(n, labels, seed, z, truncation)))
+
+    def interpolate_z(self, steps: int = 10, rows: int = 1, seed: int | None = None, labels: Any = None,
+                      truncation: float = 1.0) -> np.ndarray:
+        """uint8 images (rows * steps, ...), row by row: row r walks from z_2r to z_2r+1 of the seed's
+        noise in `steps` (both ends included), on the great circle for Gaussian z and the straight line
+        for uniform z. Each row holds its label fixed: `labels` one for all rows or one per row
+        [default: rows cycle 0..K-1]."""
+        steps, rows = self._positive(steps, "steps", 2), self._positive(rows, "rows", 1)
+        self._count(rows * steps)
+        y = None
+        if labels is not None or self.spec.conditional:
+            per_row = self.check_labels(np.arange(rows) % self.spec.num_classes if labels is None else labels)
+            if len(per_row) not in (1, rows):
+                raise SampleError(f"give one label for every row or one per row ({rows}), got {len(per_row)}.")
+            y = np.repeat(np.broadcast_to(per_row, (rows,)), steps)
+        ends = self.inputs(n=2 * rows, seed=seed, truncation=truncation)[Z]
+        z = np.concatenate([latent_path(ends[2 * r], ends[2 * r + 1], steps, self.spec.noise) for r in range(rows)])
+        return self.sample(z=z, labels=y)
+
+    @staticmethod
+    def _positive(value: Any, name: str, low: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise SampleError(f"{name} must be an integer >= {low}, got {value!r}.")
+        return int(value)
 
     def grid_images(self, labels: Any = None, per_label: int | None = None, n: int | None = None,
-                    seed: int | None = None) -> tuple[np.ndarray, int]:
+                    seed: int | None = None, truncation: float = 1.0) -> tuple[np.ndarray, int]:
         """The images of a grid and its column count. Conditional: `labels` gives one image each, or
         `per_label` images each in a row per label (every class, GRID_COLUMNS each, by default); `n` gives
         n images with labels cycled. Unconditional: n images (GRID_IMAGES by default) in rows of 8."""
@@ -210,22 +245,23 @@ class Generator:
             if per_label is not None:
                 raise SampleError(f"{self.spec.arch} is unconditional; per_label needs a conditional model (pass n).")
             count = self._count(GRID_IMAGES if n is None else n)
-            return self.sample(n=count, seed=seed), grid_columns(False, n=count)
+            return self.sample(n=count, seed=seed, truncation=truncation), grid_columns(False, n=count)
         if n is not None:
             if labels is not None or per_label is not None:
                 raise SampleError("give either n (labels cycled 0..K-1) or labels / per_label, not both.")
-            return self.sample(n=n, seed=seed), GRID_COLUMNS
+            return self.sample(n=n, seed=seed, truncation=truncation), GRID_COLUMNS
         rows = self.check_labels(range(self.spec.num_classes) if labels is None else labels)
         per = (GRID_COLUMNS if labels is None else 1) if per_label is None else per_label
         if isinstance(per, bool) or not isinstance(per, (int, np.integer)) or per < 1:
             raise SampleError(f"per_label must be an integer >= 1, got {per!r}.")
         self._count(len(rows) * int(per))  # before allocating
-        return self.sample(labels=grid_labels(rows, int(per)), seed=seed), (int(per) if per > 1 else GRID_COLUMNS)
+        return (self.sample(labels=grid_labels(rows, int(per)), seed=seed, truncation=truncation),
+                int(per) if per > 1 else GRID_COLUMNS)
 
     def grid(self, labels: Any = None, per_label: int | None = None, n: int | None = None,
-             seed: int | None = None) -> np.ndarray:
+             seed: int | None = None, truncation: float = 1.0) -> np.ndarray:
         """A uint8 grid image (see grid_images)."""
-        return make_grid(*self.grid_images(labels, per_label, n, seed))
+        return make_grid(*self.grid_images(labels, per_label, n, seed, truncation))
 
     def save_grid(self, path: str | Path, scale: int = 2, **kw: Any) -> Path:
         save_png(path, self.grid(**kw), scale=scale)

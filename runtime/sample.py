@@ -11,11 +11,14 @@ import numpy as np
 
 from gantool.errors import GantoolError
 from gantool.fileio import atomic_write_bytes, refuse_overwrite
-from gantool.images import make_grid, save_png
+from gantool.images import make_grid, save_gif, save_png
 from gantool.runtime.generator import Generator
 
-OUTPUT_TYPES = (".png", ".npy")
+OUTPUT_TYPES = (".png", ".npy", ".gif")
 PNG_SCALE = 2
+INTERPOLATION_STEPS = 10  # columns of an interpolation grid (frames of its GIF)
+INTERPOLATION_ROWS = 8  # paths in one picture, without --rows or --labels
+GIF_COLUMNS = 8  # a GIF frame lays its rows' images out in lines of this many
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,9 @@ class SampleResult:
     ran_on: str = ""  # what the images were computed on, and why (Selection.text)
 
     def text(self) -> str:
-        if self.path.suffix == ".png":
+        if self.path.suffix == ".gif":
+            head = f"wrote {self.path} ({self.images} images in {self.size[2]} frames; {self.size[0]} x {self.size[1]} pixels)"
+        elif self.path.suffix == ".png":
             head = f"wrote {self.path} ({self.images} images; {self.size[0]} x {self.size[1]} pixels)"
         else:
             head = f"wrote {self.path} (uint8 array of shape {' x '.join(map(str, self.size))})"
@@ -34,19 +39,42 @@ class SampleResult:
 
 
 def run_sample(model: str | Path, output: str, labels: list[int] | None = None, per_label: int | None = None,
-               n: int | None = None, seed: int = 0, engine: str = "auto", **load: Any) -> SampleResult:
-    """Generator.grid_images(labels, per_label, n, seed) into a PNG grid or an .npy file."""
+               n: int | None = None, seed: int = 0, engine: str = "auto", *, truncation: float = 1.0,
+               interpolate_z: bool = False, steps: int | None = None, rows: int | None = None,
+               **load: Any) -> SampleResult:
+    """Generator.grid_images(labels, per_label, n, seed) into a PNG grid or an .npy file; with
+    interpolate_z, Generator.interpolate_z into a grid (rows: pairs of z, columns: steps) or a GIF."""
     out = Path(output)
     if out.suffix not in OUTPUT_TYPES:
         raise GantoolError(f"-o {output}: unknown output type {out.suffix or '(none)'}; allowed: "
                            f"{', '.join(OUTPUT_TYPES)}.")
+    walk = interpolate_z
+    if not walk:
+        if out.suffix == ".gif":
+            raise GantoolError(f"-o {output}: a .gif plays an interpolation; add --interpolate-z, or write .png/.npy.")
+        given = [o for o, v in (("--steps", steps), ("--rows", rows)) if v is not None]
+        if given:
+            verb = "apply" if len(given) > 1 else "applies"
+            raise GantoolError(f"{' and '.join(given)} {verb} to --interpolate-z only: the option would change nothing.")
+    elif n is not None or per_label is not None:
+        raise GantoolError("--interpolate-z lays out rows x --steps images; give --rows (and --labels), not --n or "
+                           "--per-label.")
     refuse_overwrite({"-o": out}, {"--model": model})
     with Generator.load(model, engine=engine, **load) as g:
-        images, ncol = g.grid_images(labels, per_label, n, seed)
+        if walk:
+            count = len(labels) if labels and rows is None else rows or INTERPOLATION_ROWS
+            k = steps or INTERPOLATION_STEPS
+            images, ncol = g.interpolate_z(k, count, seed, labels, truncation), k
+        else:
+            images, ncol = g.grid_images(labels, per_label, n, seed, truncation)
         ran_on = g.selection.text(len(images))
     if out.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, images)
         atomic_write_bytes(out, buf.getvalue())
         return SampleResult(out, len(images), images.shape, ran_on)
+    if out.suffix == ".gif":  # frame s: every row's image at step s
+        per_step = images.reshape(-1, ncol, *images.shape[1:]).swapaxes(0, 1)
+        frames = [make_grid(f, ncol=min(len(f), GIF_COLUMNS)) for f in per_step]
+        return SampleResult(out, len(images), (*save_gif(out, frames, scale=PNG_SCALE), len(frames)), ran_on)
     return SampleResult(out, len(images), save_png(out, make_grid(images, ncol=ncol), scale=PNG_SCALE), ran_on)

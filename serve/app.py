@@ -62,6 +62,8 @@ class SampleRequest(BaseModel):
     n: StrictInt | None = Field(None, description="number of images; conditional models cycle labels 0..K-1")
     seed: StrictInt | None = Field(None, ge=0, le=2 ** 63 - 1, description="same seed, same images")
     ncol: StrictInt | None = Field(None, ge=1, le=256, description=f"PNG grid columns [default: {GRID_COLUMNS}]")
+    truncation: float | None = Field(None, gt=0, le=1, allow_inf_nan=False,
+                                     description="keep the central share t of each noise coordinate [default: 1, none]")
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -125,7 +127,8 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig(),
             return error(422, _validation_message(e))
         seed = body.seed if body.seed is not None else secrets.randbits(63)  # echoed, so it can be replayed
         try:
-            feeds = generator.inputs(n=body.n, labels=body.labels, seed=seed)  # labels cycle 0..K-1 by default
+            feeds = generator.inputs(n=body.n, labels=body.labels, seed=seed,  # labels cycle 0..K-1 by default
+                                     truncation=1.0 if body.truncation is None else body.truncation)
         except SampleError as e:
             metrics.errors.labels("bad_input").inc()
             return error(400, str(e).split(" Note:")[0])

@@ -18,7 +18,7 @@ import torch
 
 from gantool.contract import cycle_labels
 from gantool.errors import DataError, GantoolError
-from gantool.noise import make_noise
+from gantool.noise import check_truncation, make_noise
 from gantool.spec import ModelSpec
 from gantool.train.data import Split
 from gantool.train.judge import BLUR_SIGMA, Judge, blur, class_counts, through_resize
@@ -31,11 +31,12 @@ def _device(module: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def generate(g: torch.nn.Module, spec: ModelSpec, n: int, seed: int, batch: int = 500) -> tuple[torch.Tensor, np.ndarray | None]:
+def generate(g: torch.nn.Module, spec: ModelSpec, n: int, seed: int, batch: int = 500,
+             truncation: float = 1.0) -> tuple[torch.Tensor, np.ndarray | None]:
     """n images in [-1, 1] (on the CPU) from the project's noise; conditional models get the contract's
     cycled labels 0..K-1, so eval, the runtime and bench draw the same (z, label) pairs."""
     device = _device(g)
-    z = torch.from_numpy(make_noise(seed, n, spec.latent_dim, spec.noise))
+    z = torch.from_numpy(make_noise(seed, n, spec.latent_dim, spec.noise, truncation))
     labels = cycle_labels(n, spec.num_classes) if spec.conditional else None
     out = []
     for i in range(0, n, batch):
@@ -163,7 +164,7 @@ def prepare_real(judge: Judge, train: Split, test: Split, n_floor: int = 10000, 
 def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, n: int = README_EVAL_SAMPLES,
              seed: int = 0, bootstrap: int = 20, progress: Progress = lambda s: None,
              raw: EvalData | None = None, others: Sequence[tuple[str, Judge]] = (),
-             judge_name: str = "primary") -> dict[str, Any]:
+             judge_name: str = "primary", truncation: float = 1.0) -> dict[str, Any]:
     """Every quality number of one generator, as one JSON-ready dict. `real` is the reference the
     model is judged against (the fair one: prepare_real(..., size=spec.image_size)); `raw`, where
     given, the raw test split, whose figures are kept beside them under "raw_reference".
@@ -174,13 +175,14 @@ def evaluate(g: torch.nn.Module, spec: ModelSpec, judge: Judge, real: EvalData, 
     features, so that they compare with every earlier figure."""
     g.eval()
     progress("generating")
-    x, labels = generate(g, spec, n, seed)
+    x, labels = generate(g, spec, n, seed, truncation=truncation)
     if not bool(torch.isfinite(x).all()):
         raise GantoolError(f"the {spec.arch} generator produced NaN images; its outputs cannot be measured.",
                            note="its weights are finite but overflow; use an earlier checkpoint.")
     progress("judging")
     feats, preds = judge_outputs(judge, x)
-    report: dict[str, Any] = {"model": spec.arch, "n": n, "seed": seed, "judge_dataset": judge.cfg.dataset,
+    report: dict[str, Any] = {"model": spec.arch, "n": n, "seed": seed, "truncation": truncation,
+                              "judge_dataset": judge.cfg.dataset,
                               "reference": real.reference}
     progress("frechet distance")
     fd = frechet_distance(feats, real.test_feats)
@@ -229,7 +231,7 @@ def _verdict(name: str, judge: Judge, preds: np.ndarray, labels: np.ndarray | No
 
 def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | None = None, seed: int = 0,
                    judge_paths: Sequence[str] = (), output: str | None = None, progress: bool = False,
-                   device: str = "cpu") -> dict[str, Any]:
+                   device: str = "cpu", truncation: float = 1.0) -> dict[str, Any]:
     """`gantool eval`: load a generator and the judges, measure, write the report picture; returns the report.
 
     judge_paths: the judges, primary first [default: the shipped ones, which refuse data they were not
@@ -245,6 +247,10 @@ def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | Non
 
     check_eval_size(n)
     check_seed(seed)
+    try:
+        truncation = check_truncation(truncation)
+    except ValueError as e:
+        raise GantoolError(f"--truncation: {e}.") from None
     device = resolve_device(device)
     spec, g = load_generator(model)
     judges = load_judges(judge_paths)
@@ -271,16 +277,17 @@ def evaluate_model(model: str, n: int = README_EVAL_SAMPLES, data_dir: str | Non
     real = prepare_real(primary.judge, train_split, test_split, size=spec.image_size)
     raw = prepare_real(primary.judge, train_split, test_split) if real.size != primary.judge.cfg.image_size else None
     report = evaluate(g, spec, primary.judge, real, n=n, seed=seed, progress=tick, raw=raw,
-                      others=[(j.name, j.judge) for j in judges[1:]], judge_name=primary.name)
+                      others=[(j.name, j.judge) for j in judges[1:]], judge_name=primary.name, truncation=truncation)
     output = output or f"{spec.arch}-eval.png"
-    save_report(output, report, sample_grid(g, spec, seed, device=device))
+    save_report(output, report, sample_grid(g, spec, seed, device=device, truncation=truncation))
     if bar is not None:
         bar.close()
     report["output"] = str(output)
     report["checkpoint"] = str(model)
     report["judge"] = primary.name + (" (shipped)" if primary.shipped else "")
     # the bars are set in the shipped judges' units (FD in the primary's features): other judges, no verdict
-    report["bars"] = {"missed": quality_bars(report)} if primary.shipped else None
+    # and for the model's own noise: truncation trades recall away on purpose
+    report["bars"] = {"missed": quality_bars(report)} if primary.shipped and truncation == 1 else None
     return report
 
 

@@ -48,6 +48,7 @@ from gantool.train.recipe import Recipe
 from gantool.train.zoo import build_models, convolutional
 
 if TYPE_CHECKING:
+    from gantool.train.tensorboard_log import TensorBoardLog
     from gantool.train.watch import TrainingWatch
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class RunOptions:
     resume: bool = False
     progress: bool | None = None  # None: a bar when stdout is a terminal, plain lines otherwise
     eval_every: int | None = None  # --eval-every: every rank checkpoints at those steps, rank 0 measures
+    tensorboard: Path | None = None  # --tensorboard: rank 0 writes log.csv's rows and the grids there as events
 
 
 @dataclass
@@ -104,12 +106,12 @@ def resolve_device(device: str) -> str:
 
 @torch.no_grad()
 def sample_grid(g: torch.nn.Module, spec: ModelSpec, seed: int, per_label: int = GRID_COLUMNS,
-                device: str = "cpu") -> np.ndarray:
+                device: str = "cpu", truncation: float = 1.0) -> np.ndarray:
     """The fixed-noise grid, laid out as gantool.contract says (as `gantool sample` and the runtime do):
     one row of per_label images per class for conditional models, GRID_IMAGES images otherwise."""
     labels = grid_labels(range(spec.num_classes), per_label) if spec.conditional else None
     n = len(labels) if labels is not None else GRID_IMAGES
-    z = torch.from_numpy(make_noise(seed, n, spec.latent_dim, spec.noise)).to(device)
+    z = torch.from_numpy(make_noise(seed, n, spec.latent_dim, spec.noise, truncation)).to(device)
     y = torch.from_numpy(labels).to(device) if labels is not None else None
     was_training = g.training
     g.eval()
@@ -404,6 +406,11 @@ class RunOutputs:
         self.grid_path: Path | None = None
         self.csv_log = CsvLog(opts.out_dir / "log.csv", trainer.step_count if opts.resume else None) \
             if self.main else None
+        self.tb: TensorBoardLog | None = None
+        if opts.tensorboard is not None and self.main:
+            from gantool.train.tensorboard_log import TensorBoardLog
+
+            self.tb = TensorBoardLog(opts.tensorboard, trainer.step_count if opts.resume else None)
         show_bar = sys.stdout.isatty() if opts.progress is None else opts.progress
         self.bar = None
         if show_bar and self.main:
@@ -414,8 +421,12 @@ class RunOutputs:
 
     def step(self, last: dict[str, float], rate: float, final: bool) -> None:
         s, epoch = self.trainer.step_count, self.trainer.step_count / self.trainer.steps_per_epoch
+        row = {"step": s, "epoch": round(epoch, 4), **last, "images_per_s": round(rate, 1)}
         if self.csv_log is not None:
-            self.csv_log.write({"step": s, "epoch": round(epoch, 4), **last, "images_per_s": round(rate, 1)})
+            self.csv_log.write(row)
+        if self.tb is not None:
+            t = self.trainer
+            self.tb.scalars(s, row, {"G": t.opt_g.param_groups[0]["lr"], "D": t.opt_d.param_groups[0]["lr"]})
         if self.bar is not None:
             self.bar.set_postfix(ep=f"{epoch:.2f}", D=f"{last['d_loss']:.3f}", G=f"{last['g_loss']:.3f}",
                                  Dx=f"{last['d_real']:.2f}", DGz=f"{last['d_fake']:.2f}", img_s=f"{rate:.0f}")
@@ -429,12 +440,17 @@ class RunOutputs:
         if self.main:
             self.grid_path = self.opts.out_dir / "samples" / (f"epoch_{s // spe:03d}.png" if epoch_end
                                                               else f"step_{s:07d}.png")
-            save_png(self.grid_path, self.trainer.grid(), scale=2)
+            image = self.trainer.grid()
+            save_png(self.grid_path, image, scale=2)
+            if self.tb is not None:
+                self.tb.image(s, image)
 
     def checkpoint(self, measure: bool = False) -> None:
         """measure: an --eval-every step; the watch may keep this same state as best.pt."""
         if self.csv_log is not None:
             self.csv_log.flush()
+        if self.tb is not None:
+            self.tb.flush()
         state = self.trainer.state_dict()  # a collective in a job: every rank gets here at the same step
         if not self.main:
             return
@@ -453,6 +469,8 @@ class RunOutputs:
     def close(self) -> None:
         if self.csv_log is not None:
             self.csv_log.close()
+        if self.tb is not None:
+            self.tb.close()
         if self.bar is not None:
             self.bar.close()
 
@@ -472,6 +490,10 @@ def _prepare_run_dir(trainer: Trainer, opts: RunOptions, resume_state: dict[str,
             if (opts.out_dir / kept).exists():
                 raise GantoolError(f"{opts.out_dir} already holds {kept} from another run; a new run here would "
                                    f"replace it.", note="choose another -o/--output folder, or move it aside.")
+        if opts.tensorboard is not None:
+            from gantool.train.tensorboard_log import refuse_other_events
+
+            refuse_other_events(opts.tensorboard)
     if trainer.world.is_main:
         (opts.out_dir / "samples").mkdir(parents=True, exist_ok=True)
 

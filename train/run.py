@@ -74,6 +74,10 @@ def _option(name: str) -> str:
 
 def run_training(req: TrainRequest) -> TrainResult:
     overrides = _overrides(req.recipe_overrides)
+    if req.run.tensorboard is not None:  # a missing extra is refused before any data is read
+        from gantool.train.tensorboard_log import check_tensorboard
+
+        check_tensorboard()
     device = resolve_device(req.device)
     if req.seed is not None:
         check_seed(req.seed)

@@ -87,15 +87,28 @@ def tune_progress() -> Any:
 @click.option("--seed", type=SEED, default=0, show_default=True, help="same seed, same images, on every engine")
 @click.option("--engine", type=_engine_choice(), default="auto", show_default=True, help="the runtime's engine")
 @click.option("--precision", type=_precision_choice(), default="fp32", show_default=True, help=PRECISION_HELP)
+@click.option("--truncation", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="keep the central share t of each noise coordinate (Gaussian z redrawn outside it, uniform z "
+                   "scaled by t): fewer odd digits, less variety; 1: none")
+@click.option("--interpolate-z", is_flag=True,
+              help="walk between two noise vectors per row (great circle for Gaussian z, straight line for uniform), "
+                   "each row's label fixed: a grid of rows x --steps, or a .gif")
+@click.option("--steps", type=click.IntRange(2, 1024), default=None,
+              help="--interpolate-z: images per path, both ends included [default: 10]")
+@click.option("--rows", type=click.IntRange(1, 1024), default=None,
+              help="--interpolate-z: paths, one per row [default: one per --labels entry, else 8]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
-              help=".png for a grid, .npy for the raw uint8 images")
+              help=".png for a grid, .npy for the raw uint8 images, .gif for an interpolation")
 def sample_cmd(model: str, labels: str | None, per_label: int | None, n: int | None, seed: int, engine: str,
-               precision: str, output: str) -> None:
-    """Sample images with the runtime (no torch needed): a PNG grid or an .npy of uint8 images."""
+               precision: str, truncation: float, interpolate_z: bool, steps: int | None, rows: int | None,
+               output: str) -> None:
+    """Sample images with the runtime (no torch needed): a PNG grid, an .npy of uint8 images, or an
+    interpolation (grid or GIF)."""
     from gantool.export.cache import resolve_model
     from gantool.runtime.sample import run_sample
 
     result = run_sample(resolve_model(model), output, parse_labels(labels), per_label, n, seed, engine,
+                        truncation=truncation, interpolate_z=interpolate_z, steps=steps, rows=rows,
                         precision=precision, progress=tune_progress())
     click.echo(result.text())
 

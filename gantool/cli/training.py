@@ -122,12 +122,17 @@ def _inputs(data_dir: str | None, **paths: str | os.PathLike[str] | None) -> dic
                    "not only the lowest-FD one, to choose among after the run by gantool eval")
 @click.option("--judge", type=click.Path(dir_okay=False), default=None,
               help="the judge of --eval-every [default: the shipped primary judge, which knows MNIST only]")
+@click.option("--tensorboard", type=click.Path(file_okay=False), is_flag=False, flag_value="", default=None,
+              metavar="[DIR]",
+              help="also write log.csv's scalars (D/G loss, D(x), D(G(z)), images/s, learning rates) and every "
+                   "sample grid as TensorBoard events in DIR [DIR default: RUN_DIR/tensorboard; on --resume the "
+                   "steps after the checkpoint are replaced, not repeated]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="write the results (steps, last losses, paths, images/s, precision, processes, where the time "
                    "went) here as JSON")
 def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str | None, lr: float | None,
           max_steps: int | None, max_minutes: float | None, resume: bool, ckpt_every: int, eval_every: int | None,
-          **kw: Any) -> None:
+          tensorboard: str | None, **kw: Any) -> None:
     """Train a zoo GAN on MNIST (or any MNIST-layout IDX dataset)."""
     need_torch("train")
     from gantool.train.checkpoint import CHECKPOINT_NAME
@@ -141,8 +146,11 @@ def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str 
                      _inputs(data_dir, **{"--model": model if Path(model).is_file() else None,
                                           "the run's checkpoint": run / CHECKPOINT_NAME,
                                           "the run's log": run / "log.csv", "--judge": kw.get("judge")}))
+    from gantool.train.tensorboard_log import DEFAULT_DIR
+
+    board = None if tensorboard is None else run / DEFAULT_DIR if tensorboard == "" else Path(tensorboard)
     opts = RunOptions(out_dir=run, max_steps=max_steps, max_minutes=max_minutes, ckpt_every=ckpt_every, resume=resume,
-                      eval_every=eval_every)
+                      eval_every=eval_every, tensorboard=board)
     req = TrainRequest(model=model, run=opts, data_dir=data_dir, recipe_overrides=overrides, **kw)
     result = run_training(req)
     if not result.main:  # another rank of a torchrun job: rank 0 reports
@@ -150,6 +158,8 @@ def train(model: str, out_dir: str | None, data_dir: str | None, json_path: str 
     click.echo(f"trained {result.steps} steps ({result.epochs_done} epochs) -> {result.checkpoint}")
     if result.grid:
         click.echo(f"sample grid: {result.grid}")
+    if board is not None:
+        click.echo(f"tensorboard events: {board} (view: tensorboard --logdir {board})")
     write_json(json_path, result.to_dict())
 
 
@@ -244,10 +254,13 @@ def _models_without_torch() -> list[dict[str, Any]]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="PNG report: the sample grid beside per-digit label accuracy and the class histogram under "
                    "each judge [default: NAME-eval.png]")
+@click.option("--truncation", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="measure samples drawn with truncated noise (as gantool sample --truncation); the bars apply "
+                   "at 1 only")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="write the full report here as JSON")
 def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, judge_paths: tuple[str, ...],
-             output: str | None, json_path: str | None) -> None:
+             output: str | None, truncation: float, json_path: str | None) -> None:
     """Measure a generator: FD-judge, label accuracy, mode coverage, precision/recall, memorization, Parzen."""
     need_torch("eval")
     from gantool.train.evaluate import evaluate_model
@@ -256,7 +269,7 @@ def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, j
                      _inputs(data_dir, **{"--model": model}, **{f"--judge {p}": p for p in judge_paths}))
     refuse_same_outputs({"-o": output, "--json": json_path})
     report = evaluate_model(model, n=n, data_dir=data_dir, seed=seed, judge_paths=judge_paths, output=output,
-                            progress=sys.stdout.isatty(), device=device)
+                            progress=sys.stdout.isatty(), device=device, truncation=truncation)
     _print_eval(report)
     write_json(json_path, report)
 
@@ -264,8 +277,9 @@ def eval_cmd(model: str, n: int, data_dir: str | None, seed: int, device: str, j
 def _print_eval(report: dict[str, Any]) -> None:
     fd, views = report["fd_judge"], report["judges"]
     names = ", ".join(f"{v['name']} ({v['arch']})" for v in views)
-    click.echo(f"{report['model']}: n {report['n']:,}, seed {report['seed']}, judge{'s' if len(views) > 1 else ''} "
-               f"{names}{'; FD in the first one' if len(views) > 1 else ''}")
+    truncated = f", truncation {report['truncation']:g}" if report.get("truncation", 1) != 1 else ""
+    click.echo(f"{report['model']}: n {report['n']:,}, seed {report['seed']}{truncated}, "
+               f"judge{'s' if len(views) > 1 else ''} {names}{'; FD in the first one' if len(views) > 1 else ''}")
     if report["n"] < README_EVAL_SAMPLES:
         click.echo(f"gantool: note: n {report['n']:,} < {README_EVAL_SAMPLES:,}: the figures will differ from the "
                    f"README's table, which uses {README_EVAL_SAMPLES:,} samples.", err=True)

@@ -114,12 +114,41 @@ def test_many_threads_at_once_get_their_own_images(cdcgan):
     ({"z": np.full((1, 128), 3e38, np.float32)}, "z must be finite floats with a root mean square of at most 1000"),
     ({"z": np.zeros(128, np.float32)}, "n must be in 1..100"),
     ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"n": 2, "truncation": 0}, "truncation must be a number in (0, 1]"),
+    ({"n": 2, "truncation": 1.5}, "truncation must be a number in (0, 1]"),
+    ({"z": np.zeros((1, 128), np.float32), "truncation": 0.5}, "truncation applies to the noise gantool draws"),
 ])
 def test_bad_input_is_a_value_error_naming_the_problem(kwargs, message):
     with Generator.load("cdcgan", max_n=100) as g:
         with pytest.raises(ValueError) as e:
             g.sample(**kwargs)
     assert message in str(e.value)
+
+
+def test_truncation_reaches_the_images_and_keeps_a_seeds_first_images(cdcgan):
+    from gantool.noise import make_noise
+
+    t = cdcgan.sample(labels=[4] * 6, seed=8, truncation=0.5)
+    np.testing.assert_array_equal(t[:2], cdcgan.sample(labels=[4] * 2, seed=8, truncation=0.5))
+    z = make_noise(8, 6, 128, "uniform", truncation=0.5)  # cdcgan's z is uniform: scaled towards the centre
+    np.testing.assert_array_equal(t, cdcgan.sample(z=z, labels=[4] * 6))
+    assert not np.array_equal(t, cdcgan.sample(labels=[4] * 6, seed=8))
+    np.testing.assert_array_equal(cdcgan.sample(n=3, seed=8, truncation=1), cdcgan.sample(n=3, seed=8))
+
+
+def test_interpolate_z_walks_between_two_draws_with_each_rows_label():
+    with Generator.load("cgan", tune=False) as g:
+        walk = g.interpolate_z(steps=5, rows=3, seed=2, labels=[7, 1, 4])
+        ends = g.inputs(n=6, seed=2)["z"]
+        first = g.sample(z=ends[0::2], labels=[7, 1, 4])  # each row starts at z_2r and ends at z_2r+1
+        last = g.sample(z=ends[1::2], labels=[7, 1, 4])
+        assert walk.shape == (15, 28, 28)
+        assert np.abs(walk[0::5].astype(int) - first).max() <= 1 and np.abs(walk[4::5].astype(int) - last).max() <= 1
+        assert np.array_equal(g.interpolate_z(steps=5, rows=3, seed=2, labels=7)[:5], walk[:5])  # one label, all rows
+        with pytest.raises(SampleError, match="one label for every row or one per row"):
+            g.interpolate_z(steps=3, rows=3, labels=[1, 2])
+        with pytest.raises(SampleError, match="steps must be an integer >= 2"):
+            g.interpolate_z(steps=1)
 
 
 def test_unconditional_model_refuses_labels():

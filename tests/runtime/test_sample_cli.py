@@ -54,11 +54,35 @@ def test_sample_bad_input_is_one_line(tmp_path, capsys):
                           (["--model", "cdcgan", "--labels", "0-9999999999"], "allowed: at most 65536"),
                           (["--model", "cdcgan", "--per-label", "10000"], "n must be in 1..65536"),
                           (["--model", "cdcgan", "--labels", "3", "--n", "4"], "give either n"),
-                          (["--model", "cdcgan", "-o", str(tmp_path / "a.jpg")], "allowed: .png, .npy")):
+                          (["--model", "cdcgan", "-o", str(tmp_path / "a.jpg")], "allowed: .png, .npy, .gif"),
+                          (["--model", "cdcgan", "-o", str(tmp_path / "a.gif")], "add --interpolate-z"),
+                          (["--model", "cdcgan", "--rows", "2"], "--rows applies to --interpolate-z only"),
+                          (["--model", "cdcgan", "--interpolate-z", "--n", "4"], "not --n or --per-label")):
         assert main(["sample", *args]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
+    assert main(["sample", "--model", "cdcgan", "--truncation", "1.5", "-o", str(tmp_path / "t.png")]) == 2  # usage
+    assert capsys.readouterr().err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_interpolation_grid_and_gif_hold_the_generators_images(tmp_path, capsys):
+    from gantool.runtime.generator import Generator
+
+    with Generator.load("cdcgan", tune=False) as g:
+        want = g.interpolate_z(steps=4, rows=2, seed=3, labels=[5, 1])
+    assert main(["sample", "--model", "cdcgan", "--interpolate-z", "--steps", "4", "--labels", "5,1", "--seed", "3",
+                 "-o", str(tmp_path / "z.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), want)
+    assert main(["sample", "--model", "cdcgan", "--interpolate-z", "--steps", "4", "--labels", "5,1", "--seed", "3",
+                 "-o", str(tmp_path / "z.gif")]) == 0
+    gif = Image.open(tmp_path / "z.gif")
+    assert gif.n_frames == 4 and "4 frames" in capsys.readouterr().out
+    for s in range(4):  # frame s: both rows' images at step s, side by side, pixels exact (scaled 2x)
+        gif.seek(s)
+        frame = np.asarray(gif.convert("L"))[::2, ::2]
+        np.testing.assert_array_equal(frame[2:30, 2:30], want[s])
+        np.testing.assert_array_equal(frame[2:30, 32:60], want[4 + s])
 
 
 def test_inspect_prints_metadata_precision_and_io(capsys):

@@ -164,6 +164,8 @@ def test_happy_paths(server, local):
     assert meta["spec"]["arch"] == "cdcgan" and meta["max_n"] == 64 and meta["engine"] == "ort"  # --engine
     assert meta["precision"] == "fp32" and meta["choice"]["how"] == "pinned"  # what was chosen, and why
     assert "/v1/sample" in httpx.get(server + "/openapi.json").json()["paths"]
+    truncated = httpx.post(server + "/v1/sample", json={"labels": [2, 6], "seed": 4, "truncation": 0.5})
+    assert np.abs(decode(truncated).astype(int) - local.sample(labels=[2, 6], seed=4, truncation=0.5)).max() <= 1
     m = httpx.get(server + "/metrics").text
     assert 'gantool_requests_total{endpoint="/v1/sample",status="200"}' in m and "gantool_batch_size_bucket" in m
 
@@ -192,6 +194,9 @@ def test_png_grid_matches_the_images_and_takes_any_ncol(server, local):
     ({"n": 3, "labels": [1]}, 400, "n=3 but 1 labels"),
     ({"n": 2, "seed": -1}, 422, "seed"),
     ({"n": 2, "ncol": 0}, 422, "ncol"),
+    ({"n": 2, "truncation": 0}, 422, "truncation"),
+    ({"n": 2, "truncation": 1.5}, 422, "truncation"),
+    ({"n": 2, "truncation": "half"}, 422, "truncation"),
     ({"n": 2, "colour": "red"}, 422, "colour"),
     ([1, 2], 422, "invalid request"),
     ("not json", 422, "not valid JSON"),
