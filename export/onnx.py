@@ -17,7 +17,17 @@ import torch
 from torch import nn
 
 import gantool
-from gantool.contract import BATCH, MAX_BATCH, GeneratorContract, GeneratorMetadata, write_metadata
+from gantool.contract import (
+    BATCH,
+    CLASS_WEIGHTS,
+    CONDITIONS,
+    LABELS,
+    MAX_BATCH,
+    GeneratorContract,
+    GeneratorMetadata,
+    one_hot,
+    write_metadata,
+)
 from gantool.errors import GantoolError
 from gantool.spec import ModelSpec
 
@@ -37,6 +47,13 @@ class _Unconditional(nn.Module):
 class _Conditional(_Unconditional):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return self.g(z, labels)
+
+
+class _Mixed(_Unconditional):
+    """The mix graph: (B, K) class weights in the label's place (zoo generators take either)."""
+
+    def forward(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self.g(z, class_weights)
 
 
 def graph_form(lower: bool, fold: bool, phases: bool = False) -> str:
@@ -64,11 +81,13 @@ def set_metadata(model: Any, meta: GeneratorMetadata) -> None:
 
 
 def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, example_batch: int = 4,
-                lower: bool = True, fold: bool = True, phases: bool = False) -> tuple[Any, GeneratorMetadata]:
+                lower: bool = True, fold: bool = True, phases: bool = False,
+                condition: str = LABELS) -> tuple[Any, GeneratorMetadata]:
     """Export, fold, simplify, lower and check in memory; returns the ModelProto and its metadata.
 
     lower=False keeps every ConvTranspose as torch exported it (the plain graph is easier to read);
-    fold=False keeps the phase interleave (export/lower.py); phases=True lowers the last layer too.
+    fold=False keeps the phase interleave (export/lower.py); phases=True lowers the last layer too;
+    condition=class_weights traces the mix graph (contract.CONDITIONS), conditional models only.
     """
     import onnx
     import onnxslim
@@ -81,14 +100,23 @@ def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, examp
         raise GantoolError(f"the example batch must be >= 2 (a batch of 1 can be specialised away), got {example_batch}.")
     if opset not in OPSETS:
         raise GantoolError(f"--opset {opset} is not supported; allowed: {OPSETS.start} to {OPSETS.stop - 1}.")
-    contract = GeneratorContract(spec)
+    if condition not in CONDITIONS or (condition == CLASS_WEIGHTS and not spec.conditional):
+        raise GantoolError(f"{spec.arch}: condition {condition!r}; allowed: {', '.join(CONDITIONS)} "
+                           f"({CLASS_WEIGHTS} for conditional models only).")
+    contract = GeneratorContract(spec, condition)
     g = g.eval()
-    wrapper = _Conditional(g) if spec.conditional else _Unconditional(g)
+    wrapper = _Unconditional(g) if not spec.conditional else _Mixed(g) if condition == CLASS_WEIGHTS \
+        else _Conditional(g)
+    example = example_inputs(spec, example_batch)
+    if condition == CLASS_WEIGHTS:  # traced on mixtures: nothing can specialise on one-hot rows
+        weights = 0.75 * one_hot(example[1].numpy(), spec.num_classes)
+        weights[:, 0] += 0.25
+        example = (example[0], torch.from_numpy(weights))
     batch = torch.export.Dim(BATCH, min=1, max=MAX_BATCH)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            program = torch.onnx.export(wrapper, example_inputs(spec, example_batch), dynamo=True,
+            program = torch.onnx.export(wrapper, example, dynamo=True,
                                         opset_version=opset, input_names=contract.input_names,
                                         output_names=contract.output_names, optimize=True, verbose=False,
                                         dynamic_shapes={n: {0: batch} for n in contract.input_names})
@@ -109,7 +137,7 @@ def export_onnx(spec: ModelSpec, g: nn.Module, opset: int = DEFAULT_OPSET, examp
         model, _ = lower_conv_transpose(model, fold, **({"min_channels": 1} if phases else {}))
     meta = GeneratorMetadata(spec=spec, precision="fp32", graph=graph_form(lower, fold, phases),
                              gantool_version=gantool.__version__, flops_per_sample=flops,
-                             peak_activation_values=peak_activation_values(model))
+                             peak_activation_values=peak_activation_values(model), condition=condition)
     set_metadata(model, meta)
     model.producer_name, model.producer_version = "gantool", gantool.__version__
     model.doc_string = f"gantool {spec.arch} generator"

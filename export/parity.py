@@ -12,7 +12,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from gantool.contract import IMAGES, TOLERANCES, GeneratorContract, Tolerance, cycle_labels
+from gantool.contract import (
+    CLASS_WEIGHTS,
+    IMAGES,
+    LABELS,
+    TOLERANCES,
+    GeneratorContract,
+    Tolerance,
+    class_path,
+    cycle_labels,
+)
 from gantool.errors import GantoolError
 from gantool.noise import make_noise
 from gantool.runtime.backends.base import Backend, infer_split
@@ -95,9 +104,12 @@ def compare(output: str, batch: int, labels: str, got: np.ndarray, ref: np.ndarr
                       passed=bool(np.isfinite(got).all() and tol.holds(max_abs, p99_abs, mean_abs)))
 
 
-def parity_cases(spec: ModelSpec, seed: int = 0) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
+def parity_cases(spec: ModelSpec, seed: int = 0, condition: str = LABELS
+                 ) -> list[tuple[str, np.ndarray, np.ndarray | None]]:
     """(label description, z, labels): the batch sizes above, distinct labels in one batch, and every
-    label alone at batch 1 (cf. NVIDIA/TensorRT#3004, where only a batch's first sample got its label)."""
+    label alone at batch 1 (cf. NVIDIA/TensorRT#3004, where only a batch's first sample got its label).
+    A mix graph gets the same integer cases as one-hot rows (contract.feeds), then mixtures: every pair
+    of classes half and half, random mixtures in one batch, and a path from one class to another."""
     cases = []
     for b in PARITY_BATCHES:
         z = make_noise(seed + b, b, spec.latent_dim, spec.noise)
@@ -109,6 +121,16 @@ def parity_cases(spec: ModelSpec, seed: int = 0) -> list[tuple[str, np.ndarray, 
         b = 2 * spec.num_classes
         cases.append(("reversed", make_noise(seed + 1, b, spec.latent_dim, spec.noise),
                       cycle_labels(b, spec.num_classes)[::-1].copy()))
+    if spec.conditional and condition == CLASS_WEIGHTS:
+        k = spec.num_classes
+        pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+        halves = np.zeros((len(pairs), k), np.float32)
+        for i, (a, b) in enumerate(pairs):
+            halves[i, [a, b]] = 0.5
+        mixes = np.random.default_rng(seed).dirichlet(np.ones(k), 64).astype(np.float32)
+        path = class_path(min(3, k - 2), min(8, k - 1), 11, k)
+        for desc, w in (("pairs 50/50", halves), ("mixtures", mixes), ("path a->b", path)):
+            cases.append((desc, make_noise(seed + len(w), len(w), spec.latent_dim, spec.noise), w))
     return cases
 
 
@@ -126,13 +148,14 @@ def torch_reference(g: torch.nn.Module) -> Reference:
 
 
 def compare_backend(spec: ModelSpec, backend: Backend, reference: Reference, precision: str, seed: int = 0,
-                    reference_name: str = "torch fp32") -> ParityReport:
-    """One runner against a reference on every parity case; the caller decides whether to raise."""
+                    reference_name: str = "torch fp32", condition: str = LABELS) -> ParityReport:
+    """One runner against a reference on every parity case; the caller decides whether to raise.
+    condition: what the runner's graph takes (a mix graph also gets the mixture cases)."""
     tol = TOLERANCES[precision]
-    contract = GeneratorContract(spec)
+    contract = GeneratorContract(spec, condition)
     report = ParityReport(runner=backend.name, precision=precision, reference=reference_name)
     with backend:
-        for desc, z, labels in parity_cases(spec, seed):
+        for desc, z, labels in parity_cases(spec, seed, condition):
             report.comparisons.append(compare(IMAGES, len(z), desc, infer_split(backend, contract.feeds(z, labels)),
                                               reference(z, labels), tol))
     return report

@@ -7,12 +7,14 @@ as it was, and no temp file behind (stale temps of a killed export are removed o
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gantool.contract import GeneratorMetadata
+from gantool.contract import CLASS_WEIGHTS, LABELS, GeneratorMetadata
 from gantool.errors import GantoolError
 from gantool.export.onnx import DEFAULT_OPSET, export_onnx, graph_form, set_metadata
 from gantool.export.parity import ParityError, ParityReport, compare_backend, torch_reference
@@ -36,6 +38,7 @@ class ExportResult:
     parity: list[ParityReport] = field(default_factory=list)
     agreement: JudgeAgreement | None = None  # the file's own precision on ONNX Runtime (fp16, int8)
     checks: list[JudgeAgreement] = field(default_factory=list)  # every judge check, recorded in the metadata
+    companions: list["ExportResult"] = field(default_factory=list)  # written with it (a Triton repo's mix model)
 
     @property
     def spec(self) -> ModelSpec:
@@ -48,35 +51,51 @@ class ExportResult:
     def text(self) -> str:
         parts = [r.text() for r in self.parity]
         parts += [c.text() for c in self.checks]
+        parts += [f"{c.path}:\n{c.text()}" for c in self.companions]
         return "\n".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "precision": self.precision, "graph": self.metadata.graph,
                 "parity": [r.to_dict() for r in self.parity],
                 "judge_agreement": None if self.agreement is None else self.agreement.to_dict(),
-                "checks": [c.to_dict() for c in self.checks], "family": self.metadata.family}
+                "checks": [c.to_dict() for c in self.checks], "family": self.metadata.family,
+                **({"companions": [c.to_dict() for c in self.companions]} if self.companions else {})}
 
 
-def default_name(arch: str, precision: str) -> str:
+def weights_digest(spec: ModelSpec, g: Any) -> str:
+    """The family digest: of the spec and every weight, so files with equal digests are one model."""
+    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(g.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def default_name(arch: str, precision: str, condition: str = LABELS) -> str:
+    from gantool.runtime.variants import MIX_TAG, variant_name
+
+    if condition == CLASS_WEIGHTS:
+        return variant_name(arch, MIX_TAG)
     return f"{arch}.onnx" if precision == "fp32" else f"{arch}.{precision}.onnx"
 
 
-def output_path(output: str | None, arch: str, precision: str) -> Path:
+def output_path(output: str | None, arch: str, precision: str, condition: str = LABELS) -> Path:
     """-o FILE as is; -o DIR/ (a trailing slash) or an existing folder means "into this folder"."""
     if output is None:
-        return Path(default_name(arch, precision))
+        return Path(default_name(arch, precision, condition))
     if output.endswith(("/", "\\")) or Path(output).is_dir():
-        return Path(output) / default_name(arch, precision)
+        return Path(output) / default_name(arch, precision, condition)
     return Path(output)
 
 
 def run_export(model: str, output: str | None = None, precision: str = "fp32", opset: int = DEFAULT_OPSET,
                semantic_samples: int | None = None, lower: bool = True, fold: bool = True,
                seed: int = 0, family: str | None = None, check_bf16: bool = False,
-               phases: bool = False) -> ExportResult:
+               phases: bool = False, condition: str = LABELS) -> ExportResult:
     """Export, validate and write one ONNX file; seed picks the validation inputs. family: the digest
-    shared by the variants of one export (export/variants.py); check_bf16: also judge this fp32 file
-    computed in bf16 by OpenVINO and record the verdict, so the runtime may choose that (never fails)."""
+    shared by the variants of one export (export/variants.py) [default: this model's]; check_bf16: also judge this fp32 file
+    computed in bf16 by OpenVINO and record the verdict, so the runtime may choose that (never fails);
+    condition=class_weights: the mix graph (fp32, conditional models), parity on mixtures too."""
     import onnx
 
     from gantool.train.checkpoint import load_generator
@@ -84,13 +103,18 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
     if precision not in EXPORT_PRECISIONS:
         raise GantoolError(f"unknown precision {precision!r}; allowed: {', '.join(EXPORT_PRECISIONS)}.")
     spec, g = load_generator(model)
-    path = output_path(output, spec.arch, precision)
+    if condition == CLASS_WEIGHTS and (precision != "fp32" or not spec.conditional):
+        raise GantoolError(f"--mix writes the fp32 class-weight graph of a conditional model; {spec.arch} "
+                           f"{'in ' + precision if spec.conditional else 'is unconditional'}.",
+                           note="drop --precision (the mix graph is fp32), or pick a conditional model.")
+    path = output_path(output, spec.arch, precision, condition)
     refuse_overwrite({"-o": path}, {"--model": model})
     if path.is_dir():
         raise GantoolError(f"-o {path} is a folder; allowed: a file path, or a folder with a trailing slash.")
     remove_stale_temps(path.parent if str(path.parent) else ".", path.name)
     log.info("exporting %s (opset %d, %s graph) ...", spec.arch, opset, graph_form(lower, fold, phases))
-    fp32_model, meta = export_onnx(spec, g, opset=opset, lower=lower, fold=fold, phases=phases)
+    family = family or weights_digest(spec, g)  # every export names its weights: a mix graph finds its model
+    fp32_model, meta = export_onnx(spec, g, opset=opset, lower=lower, fold=fold, phases=phases, condition=condition)
     ref = torch_reference(g)
     n = {} if semantic_samples is None else {"n": semantic_samples}
     with staged(path) as tmp:
@@ -98,7 +122,7 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
         log.info("parity of the fp32 graph against torch ...")
         fp32_bytes = fp32_model.SerializeToString()
         result.parity.append(compare_backend(spec, OrtBackend(fp32_bytes, name="onnxruntime-cpu fp32"), ref, "fp32",
-                                             seed))
+                                             seed, condition=condition))
         low = None
         if precision == "fp32":
             final = fp32_model
@@ -173,7 +197,8 @@ def _engine_checks(spec: ModelSpec, g: Any, path: Path, precision: str, check_bf
 def run_triton_export(model: str, repo: str, precision: str = "fp32", opset: int = DEFAULT_OPSET,
                       max_batch: int = 256, plan: str | None = None,
                       semantic_samples: int | None = None, lower: bool = True, seed: int = 0) -> ExportResult:
-    """Export and validate as usual, then lay the file (or a built engine) out as a Triton model."""
+    """Export and validate as usual, then lay the file (or a built engine) out as a Triton model; a
+    conditional model's repository also holds NAME-mix, its fp32 class-weight graph (companions)."""
     import tempfile
 
     from gantool.export.triton import write_repository
@@ -187,5 +212,10 @@ def run_triton_export(model: str, repo: str, precision: str = "fp32", opset: int
     with tempfile.TemporaryDirectory(prefix="gantool-triton-") as tmp:
         result = run_export(model, str(Path(tmp) / "model.onnx"), precision, opset, semantic_samples, lower,
                             seed=seed)
+        if result.spec.conditional:  # validated before either model lands in the repository
+            mix = run_export(model, str(Path(tmp) / "mix.onnx"), "fp32", opset, lower=lower, seed=seed,
+                             condition=CLASS_WEIGHTS)
+            mix.path = write_repository(repo, mix.metadata, mix.path, max_batch, name=f"{mix.spec.arch}-mix")
+            result.companions.append(mix)
         result.path = write_repository(repo, result.metadata, result.path, max_batch, plan)
     return result

@@ -64,8 +64,10 @@ def config_pbtxt(name: str, platform: str, inputs: list[TensorDesc], outputs: li
 
 
 def write_repository(repo: str | Path, metadata: GeneratorMetadata, onnx_path: str | Path,
-                     max_batch: int = DEFAULT_MAX_BATCH, plan: str | Path | None = None) -> Path:
-    """Write REPO/NAME/{config.pbtxt, 1/model.onnx|model.plan}; returns the model folder."""
+                     max_batch: int = DEFAULT_MAX_BATCH, plan: str | Path | None = None,
+                     name: str | None = None) -> Path:
+    """Write REPO/NAME/{config.pbtxt, 1/model.onnx|model.plan}; returns the model folder.
+    name: the Triton model's name [default: the arch]."""
     if max_batch < 1:
         raise GantoolError(f"--max-batch must be >= 1, got {max_batch}.")
     repo = Path(repo)
@@ -73,7 +75,7 @@ def write_repository(repo: str | Path, metadata: GeneratorMetadata, onnx_path: s
         raise GantoolError(f"-o {repo} is a file; a Triton model repository is a folder.")
     contract = metadata.contract
     inputs, outputs = [tensor_desc(t) for t in contract.inputs], [tensor_desc(t) for t in contract.outputs]
-    name = metadata.spec.arch
+    name = name or metadata.spec.arch
     folder = repo / name
     (folder / "1").mkdir(parents=True, exist_ok=True)
     if plan is None:

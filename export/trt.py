@@ -149,7 +149,7 @@ def run_build(model: str, output: str | None, precision: str, profile: Profile,
             staged_plan = Path(stage) / plan.name  # checked before it replaces anything at -o
             sidecar = build_plan(source, staged_plan, profile, meta, timing_cache, verbose)
             report = compare_backend(meta.spec, TrtBackend(staged_plan), _ort_reference(reference), precision,
-                                     reference_name="onnxruntime-cpu fp32")
+                                     reference_name="onnxruntime-cpu fp32", condition=meta.condition)
             if not report.passed:
                 raise ParityError([report])
             os.replace(sidecar_path(staged_plan), sidecar_path(plan))

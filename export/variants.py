@@ -3,24 +3,24 @@
 NAME.onnx (the lowered fp32 graph, also judged computed in bf16 by OpenVINO), NAME.plain.onnx (the
 unlowered fp32 graph: faster at batch 1 on some machines), NAME.interleaved.onnx (lowered with the
 phase interleave kept: OpenVINO's fastest fp32 form at large batches), NAME.phases.onnx (every ConvTranspose as
-phase Convs, the last one too: what OpenVINO's bf16 and int8 kernels need, also judged in bf16) and
-NAME.int8.onnx (Q/DQ on the phases graph, judged on ONNX Runtime and OpenVINO). Every file carries the family digest and its checks'
+phase Convs, the last one too: what OpenVINO's bf16 and int8 kernels need, also judged in bf16),
+NAME.int8.onnx (Q/DQ on the phases graph, judged on ONNX Runtime and OpenVINO) and, for conditional
+models, NAME.mix.onnx (the lowered fp32 graph taking class weights instead of labels: class interpolation). Every file carries the family digest and its checks'
 verdicts in its metadata (contract.Validation); a variant that fails its checks is not written, nor a plain graph identical to the lowered one (MLPs).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gantool.contract import CLASS_WEIGHTS, LABELS
 from gantool.errors import GantoolError
 from gantool.export.onnx import DEFAULT_OPSET
-from gantool.export.run import ExportResult, run_export
-from gantool.runtime.variants import variant_name
+from gantool.export.run import ExportResult, run_export, weights_digest
+from gantool.runtime.variants import MIX_TAG, variant_name
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +28,14 @@ log = logging.getLogger(__name__)
 # int8 is quantized on the phases graph: every ConvTranspose there is a Conv with an int8 kernel.
 # The interleaved graph (phase interleave kept) is what OpenVINO's fp32 kernels ran fastest at large batches.
 VARIANTS = (("", "fp32", "lowered"), ("plain", "fp32", "plain"), ("interleaved", "fp32", "interleaved"),
-            ("phases", "fp32", "phases"), ("int8", "int8", "phases"))
+            ("phases", "fp32", "phases"), ("int8", "int8", "phases"), (MIX_TAG, "fp32", "lowered"))
 
 
 def family_digest(model: str) -> str:
     """A digest of the weights and spec every variant is made from: files with equal digests are one model."""
     from gantool.train.checkpoint import load_generator
 
-    spec, g = load_generator(model)
-    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
-    for name, t in sorted(g.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+    return weights_digest(*load_generator(model))
 
 
 @dataclass
@@ -87,11 +82,15 @@ def run_variants(model: str, folder: str | None = None, opset: int = DEFAULT_OPS
         if graph != "lowered" and precision == "fp32" and not convolutional:  # lowering rewrites convolutions only
             result.not_written[path.name] = f"{spec.arch} has no convolution: its {graph} graph is the lowered one"
             continue
+        if tag == MIX_TAG and not spec.conditional:
+            result.not_written[path.name] = f"{spec.arch} is unconditional: it has no classes to mix"
+            continue
         log.info("variant %s ...", path.name)
         try:
             written = run_export(model, str(path), precision, opset, semantic_samples, lower=graph != "plain",
                                  fold=graph != "interleaved", seed=seed, family=result.family,
-                                 check_bf16=graph in ("lowered", "phases"), phases=graph == "phases")
+                                 check_bf16=graph in ("lowered", "phases") and tag != MIX_TAG,
+                                 phases=graph == "phases", condition=CLASS_WEIGHTS if tag == MIX_TAG else LABELS)
         except (ParityError, SemanticError) as e:
             if not tag:
                 raise  # without its base the family is nothing
@@ -103,6 +102,17 @@ def run_variants(model: str, folder: str | None = None, opset: int = DEFAULT_OPS
             continue
         result.written.append(written)
     return result
+
+
+def run_mix(model: str, folder: str | None = None, stem: str | None = None, opset: int = DEFAULT_OPSET,
+            seed: int = 0) -> ExportResult:
+    """NAME.mix.onnx alone, for a family exported before mix graphs existed: the same weights give the
+    same family digest as the files already beside it."""
+    from gantool.train.checkpoint import load_generator
+
+    spec, _ = load_generator(model)
+    path = Path(folder or ".") / variant_name(stem or spec.arch, MIX_TAG)
+    return run_export(model, str(path), "fp32", opset, seed=seed, condition=CLASS_WEIGHTS)
 
 
 def _same_ops(a: Path, b: Path) -> bool:

@@ -22,6 +22,11 @@ from gantool.spec import ModelSpec
 
 # --- the I/O signature -----------------------------------------------------------------------------
 Z, LABELS, IMAGES = "z", "labels", "images"
+CLASS_WEIGHTS = "class_weights"  # the mix graph's condition: (batch, K) convex combinations of one-hot rows
+# What a conditional graph is conditioned on: integer labels (every graph of a family but one), or class
+# weights (NAME.mix.onnx, a graph of its own: the label graph, its engines and Triton clients stay as they are).
+CONDITIONS = (LABELS, CLASS_WEIGHTS)
+WEIGHT_SUM_TOL = 1e-3  # |sum of a class-weight row - 1| allowed (a user's 0.1 x 10 sums to 0.9999999)
 BATCH = "batch"  # the name of the dynamic axis 0 of every input and output
 MAX_BATCH = 65536  # the exporter's declared bound on the batch axis
 Z_LIMIT = 1e3  # bound on z's root mean square: the noise is N(0, 1) or U[-1, 1); far larger z overflow in the net
@@ -41,15 +46,20 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class GeneratorContract:
-    """The signature a spec implies: z (batch, latent) float32 [+ labels (batch,) int64] ->
-    images (batch, C, H, W) float32 in spec.output_range."""
+    """The signature a spec implies: z (batch, latent) float32 [+ labels (batch,) int64, or class_weights
+    (batch, K) float32 for a mix graph] -> images (batch, C, H, W) float32 in spec.output_range."""
 
     spec: ModelSpec
+    condition: str = LABELS  # CONDITIONS: what a conditional graph takes beside z
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
         z = TensorSpec(Z, "float32", (BATCH, self.spec.latent_dim))
-        return (z, TensorSpec(LABELS, "int64", (BATCH,))) if self.spec.conditional else (z,)
+        if not self.spec.conditional:
+            return (z,)
+        if self.condition == CLASS_WEIGHTS:
+            return z, TensorSpec(CLASS_WEIGHTS, "float32", (BATCH, self.spec.num_classes))
+        return z, TensorSpec(LABELS, "int64", (BATCH,))
 
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
@@ -72,8 +82,13 @@ class GeneratorContract:
         return {t.name: int(t.shape[1]) if len(t.shape) > 1 else 0 for t in self.inputs}  # type: ignore[arg-type]
 
     def feeds(self, z: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The feed dict for (z, labels), by the contract's names."""
-        return {Z: z} if labels is None or not self.spec.conditional else {Z: z, LABELS: labels}
+        """The feed dict for (z, condition), by the contract's names; a mix graph given integer labels
+        gets their one-hot rows (the same images, exactly: tested)."""
+        if labels is None or not self.spec.conditional:
+            return {Z: z}
+        if self.condition == CLASS_WEIGHTS:
+            return {Z: z, CLASS_WEIGHTS: one_hot(labels, self.spec.num_classes) if labels.ndim == 1 else labels}
+        return {Z: z, LABELS: labels}
 
     def default_labels(self, n: int) -> np.ndarray | None:
         """Labels for n samples when none are given: classes cycled 0..K-1 (None: unconditional)."""
@@ -118,6 +133,47 @@ GRID_IMAGES = 64  # an unconditional grid's default size
 def cycle_labels(n: int, num_classes: int) -> np.ndarray:
     """0, 1, ..., K-1, 0, 1, ...: the labels of n samples when none are asked for (eval, parity, bench)."""
     return np.arange(n, dtype=np.int64) % num_classes
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(B,) int labels -> (B, K) float32 class weights, one 1 per row."""
+    out = np.zeros((len(labels), num_classes), np.float32)
+    out[np.arange(len(labels)), labels] = 1.0
+    return out
+
+
+def check_class_weights(weights: Any, num_classes: int) -> np.ndarray:
+    """(B, K) float32 class weights, or ValueError saying what is wrong: every row a convex combination
+    of one-hot rows (finite, non-negative, summing to 1 within WEIGHT_SUM_TOL). Torch-free: the runtime
+    and the server check alike."""
+    try:
+        w = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"class weights must be numbers, shape (n, {num_classes})") from None
+    if w.ndim == 1:
+        w = w.reshape(1, -1)
+    if w.ndim != 2 or w.shape[1] != num_classes or w.shape[0] < 1:
+        raise ValueError(f"class weights must have shape (n, {num_classes}), one row per image, got {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError("class weights must be finite")
+    if (w < 0).any():
+        row = int(np.flatnonzero((w < 0).any(axis=1))[0])
+        raise ValueError(f"class weights must be non-negative; row {row} has {w[row].min():g}")
+    sums = w.sum(axis=1)
+    bad = np.flatnonzero(np.abs(sums - 1) > WEIGHT_SUM_TOL)
+    if bad.size:
+        raise ValueError(f"each row of class weights must sum to 1 (within {WEIGHT_SUM_TOL:g}); row {int(bad[0])} "
+                         f"sums to {sums[bad[0]]:.6g}")
+    return np.ascontiguousarray(w, dtype=np.float32)
+
+
+def class_path(a: int, b: int, steps: int, num_classes: int) -> np.ndarray:
+    """(steps, K) class weights moving from class a to class b in equal steps, both ends included."""
+    t = np.linspace(0.0, 1.0, steps)
+    w = np.zeros((steps, num_classes), np.float64)
+    w[:, a] += 1 - t
+    w[:, b] += t
+    return w.astype(np.float32)
 
 
 def grid_labels(rows: Sequence[int] | np.ndarray, per_label: int = GRID_COLUMNS) -> np.ndarray:
@@ -199,8 +255,9 @@ FLOPS_KEY = _PREFIX + "flops_per_sample"
 ACTIVATION_KEY = _PREFIX + "peak_activation_values"
 FAMILY_KEY = _PREFIX + "family"  # the digest of the weights every variant of one export was made from
 VALIDATION_KEY = _PREFIX + "validation"  # JSON: the checks this file passed, per precision and engine
+CONDITION_KEY = _PREFIX + "condition"  # CONDITIONS; absent: labels (every file made before mix graphs)
 _KEYS = (SCHEMA_KEY, SPEC_KEY, NOISE_KEY, VERSION_KEY, PRECISION_KEY, GRAPH_KEY, FLOPS_KEY, ACTIVATION_KEY,
-         FAMILY_KEY, VALIDATION_KEY)
+         FAMILY_KEY, VALIDATION_KEY, CONDITION_KEY)
 
 
 @dataclass(frozen=True)
@@ -239,6 +296,7 @@ class GeneratorMetadata:
     peak_activation_values: int | None = None  # the largest tensor of one sample: the CPU chunk size
     family: str | None = None  # FAMILY_KEY: files with the same family are variants of one model
     validations: tuple[Validation, ...] = ()
+    condition: str = LABELS  # CONDITION_KEY: what the conditional graph takes beside z
     extra: dict[str, str] = field(default_factory=dict)  # non-gantool metadata_props, kept as they are
 
     def validated(self, precision: str, engine: str) -> bool:
@@ -250,7 +308,7 @@ class GeneratorMetadata:
 
     @property
     def contract(self) -> GeneratorContract:
-        return GeneratorContract(self.spec)
+        return GeneratorContract(self.spec, self.condition)
 
     def replace(self, **changes: Any) -> "GeneratorMetadata":
         import dataclasses
@@ -274,6 +332,11 @@ def write_metadata(meta: GeneratorMetadata) -> dict[str, str]:
         props[FAMILY_KEY] = meta.family
     if meta.validations:
         props[VALIDATION_KEY] = json.dumps([v.to_dict() for v in meta.validations], sort_keys=True)
+    if meta.condition != LABELS:
+        if meta.condition not in CONDITIONS or not meta.spec.conditional:
+            raise GantoolError(f"metadata condition {meta.condition!r} for a {'' if meta.spec.conditional else 'un'}"
+                               f"conditional model; allowed: {', '.join(CONDITIONS)} (conditional models only).")
+        props[CONDITION_KEY] = meta.condition
     return {**meta.extra, **props}
 
 
@@ -317,13 +380,17 @@ def read_metadata(props: Mapping[str, Any], source: str) -> GeneratorMetadata:
         raise MetadataError(f"{source}: {PRECISION_KEY} is {precision!r}; allowed: {', '.join(PRECISIONS)}.")
     if graph not in GRAPHS:
         raise MetadataError(f"{source}: {GRAPH_KEY} is {graph!r}; allowed: {', '.join(GRAPHS)}.")
+    condition = props.get(CONDITION_KEY, LABELS)
+    if condition not in CONDITIONS or (condition != LABELS and not spec.conditional):
+        raise MetadataError(f"{source}: {CONDITION_KEY} is {condition!r}; allowed: {', '.join(CONDITIONS)} "
+                            f"(class_weights for conditional models only).")
     family = props.get(FAMILY_KEY)
     if family is not None and not (family.isascii() and family.isalnum() and 8 <= len(family) <= 64):
         raise MetadataError(f"{source}: {FAMILY_KEY} must be a hex digest, got {family[:40]!r}.")
     return GeneratorMetadata(spec=spec, precision=precision, graph=graph, gantool_version=props.get(VERSION_KEY, ""),
                              flops_per_sample=_count(props, FLOPS_KEY, source),
                              peak_activation_values=_count(props, ACTIVATION_KEY, source),
-                             family=family, validations=_validations(props, source),
+                             family=family, validations=_validations(props, source), condition=condition,
                              extra={k: v for k, v in props.items() if not k.startswith(_PREFIX)})
 
 

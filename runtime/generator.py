@@ -9,17 +9,22 @@ precision's tolerance.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gantool.contract import (
+    CLASS_WEIGHTS,
     GRID_COLUMNS,
     GRID_IMAGES,
     MAX_BATCH,
     Z_LIMIT,
+    GeneratorContract,
     Z,
+    check_class_weights,
+    class_path,
     grid_columns,
     grid_labels,
 )
@@ -27,9 +32,10 @@ from gantool.errors import GantoolError
 from gantool.images import Uint8Map, make_grid, save_png
 from gantool.noise import check_truncation, fresh_noise, latent_path, make_noise
 from gantool.paths import cached_onnx, shipped_onnx
-from gantool.runtime.backends import ENGINES, Backend, infer_split
+from gantool.runtime.backends import ENGINES, Backend, infer_split, open_backend
 from gantool.runtime.select import Selection, select
 from gantool.runtime.tune import TUNE_ENV, Progress
+from gantool.runtime.variants import MIX_TAG, VARIANT_TAGS, variant_name
 from gantool.spec import ZOO_NAMES
 
 DEFAULT_MAX_N = MAX_BATCH
@@ -79,6 +85,8 @@ class Generator:
         self.spec, self.contract = self.metadata.spec, self.metadata.contract
         self.source = self.backend.source
         self.to_uint8 = Uint8Map(*self.spec.output_range)  # the spec's output range -> gray levels
+        self._mix: Backend | None = None  # NAME.mix.onnx, opened on the first class-weight request
+        self._mix_lock = threading.Lock()
 
     @classmethod
     def load(cls, model: str | Path, engine: str = "auto", threads: int | None = None,
@@ -161,12 +169,30 @@ class Generator:
         except ValueError as e:
             raise SampleError(f"{e}.") from None
 
+    def check_class_weights(self, class_weights: Any) -> np.ndarray:
+        if not self.spec.conditional:
+            raise SampleError(f"{self.spec.arch} is unconditional; it takes no class weights (pass n instead).")
+        try:
+            return check_class_weights(class_weights, self.spec.num_classes)
+        except ValueError as e:
+            raise SampleError(f"{e}.") from None
+
     def inputs(self, n: int | None = None, labels: Any = None, seed: int | None = None,
-               z: Any = None, truncation: float = 1.0) -> dict[str, np.ndarray]:
-        """The validated feeds: z from the project's noise (or given), labels cycled 0..K-1 by default."""
+               z: Any = None, truncation: float = 1.0, class_weights: Any = None) -> dict[str, np.ndarray]:
+        """The validated feeds: z from the project's noise (or given), labels cycled 0..K-1 by default;
+        class_weights (n, K) instead of labels feed the mix graph."""
         t = self.check_truncation(truncation)
         if z is not None and t != 1:
             raise SampleError("truncation applies to the noise gantool draws; given z is used as it is (pass seed).")
+        if class_weights is not None:
+            if labels is not None:
+                raise SampleError("give labels or class_weights, not both (a one-hot row is its label).")
+            w = self.check_class_weights(class_weights)
+            if n is not None and self._count(n) != len(w):
+                raise SampleError(f"n={n} but {len(w)} rows of class weights were given; give one row per image.")
+            feeds = self.inputs(labels=np.zeros(len(w), np.int64), seed=seed, z=z,
+                                truncation=t)  # the count, the noise and z checked as for labels
+            return GeneratorContract(self.spec, CLASS_WEIGHTS).feeds(feeds[Z], w)
         y = None if labels is None else self.check_labels(labels)
         if y is not None:
             count = self._count(len(y)) if n is None else self._count(n)
@@ -196,19 +222,77 @@ class Generator:
 
     # --- sampling ---------------------------------------------------------------------------------
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """Raw float output (N, C, H, W), split into the engine's max batch."""
+        """Raw float output (N, C, H, W), split into the engine's max batch; class-weight feeds run on
+        the mix graph."""
+        if CLASS_WEIGHTS in feeds and self.contract.condition != CLASS_WEIGHTS:
+            return infer_split(self.mix_backend(), feeds)
         return infer_split(self.selection.backend_for(len(feeds[Z])), feeds)
+
+    def mix_path(self) -> Path:
+        """Where this model's class-weight graph is: the file itself when it is one, else NAME.mix.onnx
+        beside the base file of its family."""
+        source = Path(self.source)
+        if self.contract.condition == CLASS_WEIGHTS:
+            return source
+        stem = source.stem
+        for tag in VARIANT_TAGS:
+            stem = stem.removesuffix(f".{tag}")
+        return source.with_name(variant_name(stem, MIX_TAG))
+
+    def mix_backend(self) -> Backend:
+        """The mix graph's backend, opened once (thread-safe), after checking it is this same model."""
+        if self.contract.condition == CLASS_WEIGHTS:
+            return self.backend
+        with self._mix_lock:
+            if self._mix is None:
+                self._mix = self._open_mix()
+            return self._mix
+
+    def _open_mix(self) -> Backend:
+        path = self.mix_path()
+        hint = (f"gantool export --model {self.spec.arch} --mix -o {path.parent}/ writes it (or --variants, the "
+                f"whole family); Generator.load() of a .mix.onnx file takes labels and class weights alike.")
+        if not path.is_file():
+            raise SampleError(f"class weights need the class-weight graph {path.name}, which is not beside "
+                              f"{Path(self.source).name}.", note=hint)
+        engine = self.backend.engine if self.backend.engine.startswith("ort") else "auto"  # a .plan: ORT beside it
+        mix = open_backend(path, engine, self.backend.threads)
+        meta = mix.generator_metadata()
+        same = meta.family is not None and meta.family == self.metadata.family and meta.spec == self.spec
+        if meta.condition != CLASS_WEIGHTS or not same:
+            mix.deactivate()
+            why = "takes no class weights" if meta.condition != CLASS_WEIGHTS else (
+                f"is another model (family {meta.family}, not {self.metadata.family})")
+            raise SampleError(f"{path.name} {why}: it cannot stand in for {Path(self.source).name}.", note=hint)
+        return mix
 
     def postprocess(self, raw: np.ndarray) -> np.ndarray:
         """Raw output (N, C, H, W) -> uint8 images (N, H, W), or (N, H, W, C) for color."""
         return self.to_uint8.images(raw)
 
     def sample(self, n: int | None = None, labels: Any = None, seed: int | None = None, z: Any = None,
-               truncation: float = 1.0) -> np.ndarray:
+               truncation: float = 1.0, class_weights: Any = None) -> np.ndarray:
         """uint8 images (N, H, W) (or (N, H, W, C) for color). Conditional models without labels
         cycle 0..K-1, as `gantool eval` does, so a seed gives the same images there. truncation < 1
-        trades diversity for fidelity (gantool.noise: the central share t of each z coordinate)."""
-        return self.to_uint8.images(self.run(self.inputs(n, labels, seed, z, truncation)))
+        trades diversity for fidelity (gantool.noise: the central share t of each z coordinate).
+        class_weights (N, K): each row a mix of classes (non-negative, summing to 1), run on the
+        model's mix graph (NAME.mix.onnx); a one-hot row gives its label's image."""
+        return self.to_uint8.images(self.run(self.inputs(n, labels, seed, z, truncation, class_weights)))
+
+    def interpolate(self, a: int, b: int, steps: int = 10, seed: int | None = None, rows: int = 1,
+                    truncation: float = 1.0) -> np.ndarray:
+        """uint8 images (rows * steps, ...), row by row: each row one z of the seed's noise, its class
+        weights moving from class a to class b in `steps` (both ends included: the first column is a's
+        image, the last b's)."""
+        if not self.spec.conditional:
+            raise SampleError(f"{self.spec.arch} is unconditional: interpolate() morphs between the classes of a "
+                              f"conditional model (interpolate_z walks between noise vectors).")
+        steps, rows = self._positive(steps, "steps", 2), self._positive(rows, "rows", 1)
+        ends = self.check_labels([a, b])
+        self._count(rows * steps)
+        z = self.inputs(n=rows, labels=np.zeros(rows, np.int64), seed=seed, truncation=truncation)[Z]
+        weights = np.tile(class_path(int(ends[0]), int(ends[1]), steps, self.spec.num_classes), (rows, 1))
+        return self.sample(z=np.repeat(z, steps, axis=0), class_weights=weights)
 
     def interpolate_z(self, steps: int = 10, rows: int = 1, seed: int | None = None, labels: Any = None,
                       truncation: float = 1.0) -> np.ndarray:
@@ -269,6 +353,8 @@ class Generator:
 
     def close(self) -> None:
         self.selection.close()
+        if self._mix is not None:
+            self._mix.deactivate()
 
     def __enter__(self) -> "Generator":
         return self

@@ -41,33 +41,50 @@ class SampleResult:
 def run_sample(model: str | Path, output: str, labels: list[int] | None = None, per_label: int | None = None,
                n: int | None = None, seed: int = 0, engine: str = "auto", *, truncation: float = 1.0,
                interpolate_z: bool = False, steps: int | None = None, rows: int | None = None,
-               **load: Any) -> SampleResult:
+               interpolate: tuple[int, int] | None = None, **load: Any) -> SampleResult:
     """Generator.grid_images(labels, per_label, n, seed) into a PNG grid or an .npy file; with
-    interpolate_z, Generator.interpolate_z into a grid (rows: pairs of z, columns: steps) or a GIF."""
+    interpolate_z, Generator.interpolate_z into a grid (rows: pairs of z, columns: steps) or a GIF;
+    with interpolate=(a, b), Generator.interpolate (rows: one z each, columns: class a to class b)."""
     out = Path(output)
     if out.suffix not in OUTPUT_TYPES:
         raise GantoolError(f"-o {output}: unknown output type {out.suffix or '(none)'}; allowed: "
                            f"{', '.join(OUTPUT_TYPES)}.")
-    walk = interpolate_z
+    walk = interpolate_z or interpolate is not None
+    if interpolate_z and interpolate is not None:
+        raise GantoolError("--interpolate (between classes, z fixed) and --interpolate-z (between noise vectors, "
+                           "the label fixed) are two pictures; give one.")
     if not walk:
         if out.suffix == ".gif":
-            raise GantoolError(f"-o {output}: a .gif plays an interpolation; add --interpolate-z, or write .png/.npy.")
+            raise GantoolError(f"-o {output}: a .gif plays an interpolation; add --interpolate A:B or --interpolate-z, "
+                               f"or write .png/.npy.")
         given = [o for o, v in (("--steps", steps), ("--rows", rows)) if v is not None]
         if given:
             verb = "apply" if len(given) > 1 else "applies"
-            raise GantoolError(f"{' and '.join(given)} {verb} to --interpolate-z only: the option would change nothing.")
+            raise GantoolError(f"{' and '.join(given)} {verb} to --interpolate and --interpolate-z only: the option "
+                               f"would change nothing.")
     elif n is not None or per_label is not None:
-        raise GantoolError("--interpolate-z lays out rows x --steps images; give --rows (and --labels), not --n or "
-                           "--per-label.")
+        flag = "--interpolate-z" if interpolate_z else "--interpolate"
+        raise GantoolError(f"{flag} lays out rows x --steps images; give --rows{' (and --labels)' if interpolate_z else ''}"
+                           f", not --n or --per-label.")
+    elif interpolate is not None and labels is not None:
+        raise GantoolError("--interpolate A:B names its two classes itself; drop --labels.")
     refuse_overwrite({"-o": out}, {"--model": model})
+    if interpolate is not None:  # the label graph only opens the way to its mix graph: nothing to tune
+        load["tune"] = False
     with Generator.load(model, engine=engine, **load) as g:
-        if walk:
+        if interpolate is not None:
+            k = steps or INTERPOLATION_STEPS
+            images, ncol = g.interpolate(*interpolate, k, seed, rows or INTERPOLATION_ROWS, truncation), k
+            mix = g.mix_backend()
+            ran_on = f"{mix.name} fp32 {Path(mix.source).name} (the class-weight graph)"
+        elif walk:
             count = len(labels) if labels and rows is None else rows or INTERPOLATION_ROWS
             k = steps or INTERPOLATION_STEPS
             images, ncol = g.interpolate_z(k, count, seed, labels, truncation), k
         else:
             images, ncol = g.grid_images(labels, per_label, n, seed, truncation)
-        ran_on = g.selection.text(len(images))
+        if interpolate is None:
+            ran_on = g.selection.text(len(images))
     if out.suffix == ".npy":
         buf = io.BytesIO()
         np.save(buf, images)

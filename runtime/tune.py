@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 import gantool
-from gantool.contract import PRECISIONS, GeneratorContract
+from gantool.contract import PRECISIONS
 from gantool.cpu import cpu_info
 from gantool.extras import installed
 from gantool.fileio import atomic_write_json
@@ -186,7 +186,6 @@ def measure(candidates: list[Candidate], spec: ModelSpec, batches: tuple[int, ..
     from gantool.errors import GantoolError
     from gantool.runtime.backends import infer_split
 
-    contract = GeneratorContract(spec)
     opened: list[tuple[Candidate, Any]] = []
     skipped: list[str] = []
     total = len(candidates) + len(batches) * rounds
@@ -204,6 +203,7 @@ def measure(candidates: list[Candidate], spec: ModelSpec, batches: tuple[int, ..
                 progress("opening", done, total)
         choices: list[Choice] = []
         timings: dict[str, dict[str, float]] = {}
+        contract = opened[0][1].generator_metadata().contract  # a family's files share one signature
         for b in batches:
             feeds = contract.feeds(make_noise(b, b, spec.latent_dim, spec.noise), contract.default_labels(b))
             calls = []

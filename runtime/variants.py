@@ -22,6 +22,9 @@ from gantool.extras import installed
 RUNTIME_PRECISIONS = ("fp32", "auto", "bf16", "int8")
 TUNABLE_PRECISIONS = ("fp32", "auto")  # bf16 and int8 pin the precision: the first fitting candidate runs
 VARIANT_TAGS = ("plain", "interleaved", "phases", "int8")  # NAME.TAG.onnx beside NAME.onnx
+# NAME.mix.onnx: the class-weight graph (contract.CLASS_WEIGHTS) of a conditional family. Not a candidate
+# for sampling labels: the runtime opens it when class weights are asked for.
+MIX_TAG = "mix"
 
 
 def variant_name(stem: str, tag: str) -> str:

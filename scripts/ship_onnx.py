@@ -1,7 +1,9 @@
 """Export shipped generators' fp16-stored weights to the ONNX files that ship beside them: the family
-of `gantool export --variants` (NAME.onnx, NAME.plain.onnx, NAME.int8.onnx where it passes its checks).
+of `gantool export --variants` (NAME.onnx, NAME.plain.onnx, NAME.int8.onnx where it passes its checks,
+NAME.mix.onnx for conditional models).
 
     python scripts/ship_onnx.py [NAME ...]   # default: every name in gantool.paths.SHIPPED_ONNX
+    python scripts/ship_onnx.py --mix-only cgan cdcgan cwgan   # only NAME.mix.onnx, beside an existing family
 
 gantool export validates each file (checker, shape inference, parity with PyTorch, the judge checks of
 the reduced precisions) before it is kept.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from gantool.export.variants import run_variants
+from gantool.export.variants import run_mix, run_variants
 from gantool.paths import SHIPPED_ONNX, WEIGHTS_DIR
 from gantool.train.shipped import shipped_path
 
@@ -26,6 +28,14 @@ def ship_onnx(name: str) -> None:
         print(f"{name}: {file} not shipped: {why}")
 
 
+def ship_mix(name: str) -> None:
+    r = run_mix(str(shipped_path(name)), str(WEIGHTS_DIR), stem=name)
+    worst = max(c.max_abs for p in r.parity for c in p.comparisons)
+    print(f"{name}: wrote {r.path} (family {r.metadata.family}, parity max abs {worst:.2e})")
+
+
 if __name__ == "__main__":
-    for name in sys.argv[1:] or SHIPPED_ONNX:
-        ship_onnx(name)
+    args = sys.argv[1:]
+    mix_only = "--mix-only" in args
+    for name in [a for a in args if a != "--mix-only"] or SHIPPED_ONNX:
+        ship_mix(name) if mix_only else ship_onnx(name)

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from starlette.exceptions import HTTPException
 
-from gantool.contract import GRID_COLUMNS
+from gantool.contract import CLASS_WEIGHTS, GRID_COLUMNS
 from gantool.errors import GantoolError
 from gantool.images import encode_png, make_grid
 from gantool.runtime.generator import Generator, SampleError
@@ -64,6 +64,9 @@ class SampleRequest(BaseModel):
     ncol: StrictInt | None = Field(None, ge=1, le=256, description=f"PNG grid columns [default: {GRID_COLUMNS}]")
     truncation: float | None = Field(None, gt=0, le=1, allow_inf_nan=False,
                                      description="keep the central share t of each noise coordinate [default: 1, none]")
+    class_weights: list[list[float]] | None = Field(
+        None, description="one row of class weights per image instead of labels, each non-negative and summing "
+                          "to 1, e.g. [[0, 0, 0, 0.5, 0, 0, 0, 0, 0.5, 0]]: a digit between 3 and 8")
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -106,7 +109,7 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig(),
     async def model() -> dict[str, Any]:
         return {"spec": generator.spec.to_dict(), "source": generator.source, "engine": generator.backend.name,
                 "precision": generator.precision, "precisions": {str(b): x for b, x in generator.precisions.items()},
-                "choice": generator.choice,
+                "choice": generator.choice, "class_weights": generator.conditional and generator.mix_path().is_file(),
                 "max_n": config.max_n, "max_batch": config.max_batch, "max_wait_ms": config.max_wait_ms}
 
     @app.get("/metrics")
@@ -128,7 +131,10 @@ def create_app(generator: Generator, config: ServeConfig = ServeConfig(),
         seed = body.seed if body.seed is not None else secrets.randbits(63)  # echoed, so it can be replayed
         try:
             feeds = generator.inputs(n=body.n, labels=body.labels, seed=seed,  # labels cycle 0..K-1 by default
-                                     truncation=1.0 if body.truncation is None else body.truncation)
+                                     truncation=1.0 if body.truncation is None else body.truncation,
+                                     class_weights=body.class_weights)
+            if CLASS_WEIGHTS in feeds:  # the mix graph opens once, off the event loop; missing: this request's fault
+                await asyncio.to_thread(generator.mix_backend)
         except SampleError as e:
             metrics.errors.labels("bad_input").inc()
             return error(400, str(e).split(" Note:")[0])

@@ -88,8 +88,8 @@ class MicroBatcher:
                     stop = True
                     break
                 self._pending = nxt
-            if total + self._pending.n > self.max_batch:
-                break  # it starts the next batch
+            if total + self._pending.n > self.max_batch or self._pending.feeds.keys() != first.feeds.keys():
+                break  # it starts the next batch (labels and class weights run on different graphs)
             jobs.append(self._pending)
             total += self._pending.n
             self._pending = None

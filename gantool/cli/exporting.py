@@ -36,16 +36,22 @@ from gantool.spec import ZOO_NAMES
               help="write the family the runtime chooses among on a CPU into the -o folder: NAME.onnx (lowered "
                    "fp32, also judged in bf16 on OpenVINO), NAME.plain.onnx, NAME.interleaved.onnx, "
                    "NAME.phases.onnx, NAME.int8.onnx (docs/runtime.md)")
+@click.option("--mix", is_flag=True,
+              help="write the class-weight graph NAME.mix.onnx instead (conditional models, fp32): it takes "
+                   "(batch, classes) weights in the label's place, for class interpolation; --variants includes it")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the validation inputs")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="the validation report")
 def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | None, to_cache: bool,
-               max_batch: int | None, plan: str | None, samples: int | None, lower: bool, variants: bool, seed: int,
-               json_path: str | None) -> None:
+               max_batch: int | None, plan: str | None, samples: int | None, lower: bool, variants: bool, mix: bool,
+               seed: int, json_path: str | None) -> None:
     """Export a generator to ONNX (dynamic batch and labels) and validate it against PyTorch."""
     need_torch("export")
     refuse_overwrite({"--json": json_path}, {"--model": model, "-o": output, "--plan": plan})
     if fmt != "triton" and (plan is not None or max_batch is not None):
         raise GantoolError("--plan and --max-batch are Triton options; allowed only with --format triton.")
+    if mix and (variants or fmt != "onnx"):
+        raise GantoolError("--mix writes one ONNX file; --variants already includes it, and a Triton repository "
+                           "of a conditional model holds both graphs.")
     if variants:
         _export_variants(model, fmt, precision, opset, lower, output, to_cache, samples, seed, json_path)
         return
@@ -57,7 +63,10 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
                                "with -o, --format triton, --precision or --no-lower.")
         from gantool.paths import cached_onnx
 
-        output = str(cached_onnx(model))
+        from gantool.runtime.variants import MIX_TAG, variant_name
+
+        base = cached_onnx(model)
+        output = str(base if not mix else base.with_name(variant_name(base.stem, MIX_TAG)))
     if fmt == "triton":
         from gantool.export.run import run_triton_export
 
@@ -68,8 +77,10 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
     else:
         from gantool.export.run import run_export
 
+        from gantool.contract import CLASS_WEIGHTS, LABELS
+
         result = run_export(model, output, precision=precision, opset=opset, semantic_samples=samples, lower=lower,
-                            seed=seed)
+                            seed=seed, condition=CLASS_WEIGHTS if mix else LABELS)
         click.echo(result.text())
         click.echo(f"wrote {result.path} ({result.precision}, {result.metadata.graph} graph, "
                    f"{result.path.stat().st_size / 2 ** 20:.2f} MiB)")

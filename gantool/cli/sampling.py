@@ -39,6 +39,16 @@ def parse_labels(text: str | None, limit: int = MAX_BATCH) -> list[int] | None:
     return [k for lo, hi in spans for k in range(lo, hi + 1)]
 
 
+def parse_pair(text: str | None) -> tuple[int, int] | None:
+    """'3:8' -> (3, 8): the two classes of --interpolate (range-checked by the model)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(-?\d+)\s*:\s*(-?\d+)\s*", text)
+    if m is None:
+        raise GantoolError(f"--interpolate {text!r}: allowed form A:B, two class labels, e.g. 3:8.")
+    return int(m.group(1)), int(m.group(2))
+
+
 def _engine_choice() -> click.Choice:
     from gantool.runtime.backends import ENGINES
 
@@ -93,23 +103,28 @@ def tune_progress() -> Any:
 @click.option("--interpolate-z", is_flag=True,
               help="walk between two noise vectors per row (great circle for Gaussian z, straight line for uniform), "
                    "each row's label fixed: a grid of rows x --steps, or a .gif")
+@click.option("--interpolate", "interpolate", default=None, metavar="A:B",
+              help="conditional models: morph from class A to class B, each row one z, its class weights moving "
+                   "in --steps (runs the model's class-weight graph NAME.mix.onnx): a grid of rows x steps, or a .gif")
 @click.option("--steps", type=click.IntRange(2, 1024), default=None,
-              help="--interpolate-z: images per path, both ends included [default: 10]")
+              help="--interpolate / --interpolate-z: images per path, both ends included [default: 10]")
 @click.option("--rows", type=click.IntRange(1, 1024), default=None,
-              help="--interpolate-z: paths, one per row [default: one per --labels entry, else 8]")
+              help="--interpolate / --interpolate-z: paths, one per row [default: 8; --interpolate-z: one per "
+                   "--labels entry if given]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="samples.png", show_default=True,
               help=".png for a grid, .npy for the raw uint8 images, .gif for an interpolation")
 def sample_cmd(model: str, labels: str | None, per_label: int | None, n: int | None, seed: int, engine: str,
-               precision: str, truncation: float, interpolate_z: bool, steps: int | None, rows: int | None,
-               output: str) -> None:
+               precision: str, truncation: float, interpolate: str | None, interpolate_z: bool, steps: int | None,
+               rows: int | None, output: str) -> None:
     """Sample images with the runtime (no torch needed): a PNG grid, an .npy of uint8 images, or an
     interpolation (grid or GIF)."""
     from gantool.export.cache import resolve_model
     from gantool.runtime.sample import run_sample
 
-    result = run_sample(resolve_model(model), output, parse_labels(labels), per_label, n, seed, engine,
-                        truncation=truncation, interpolate_z=interpolate_z, steps=steps, rows=rows,
-                        precision=precision, progress=tune_progress())
+    pair = parse_pair(interpolate)
+    result = run_sample(resolve_model(model, mix=pair is not None), output, parse_labels(labels), per_label, n,
+                        seed, engine, truncation=truncation, interpolate_z=interpolate_z, steps=steps, rows=rows,
+                        interpolate=pair, precision=precision, progress=tune_progress())
     click.echo(result.text())
 
 

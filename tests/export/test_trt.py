@@ -79,6 +79,23 @@ def test_build_load_infer_and_parity_on_gpu(tmp_path, monkeypatch):
     assert len({out[i].tobytes() for i in range(10)}) == 10
 
 
+@pytest.mark.gpu
+@pytest.mark.trt
+def test_the_class_weight_graph_builds_with_its_input_in_the_profile(tmp_path, monkeypatch):
+    """NAME.mix.onnx: the profile covers class_weights (batch, 10); parity includes the mixture cases."""
+    from gantool.export.trt import Profile, run_build
+    from gantool.paths import WEIGHTS_DIR
+    from gantool.runtime.backends.trt import TrtBackend
+
+    monkeypatch.chdir(tmp_path)
+    plan, _, report = run_build(str(WEIGHTS_DIR / "cdcgan.mix.onnx"), "mix.fp16.plan", "fp16", Profile(1, 16, 64))
+    assert report.passed and {"pairs 50/50", "mixtures", "path a->b"} <= {c.labels for c in report.comparisons}
+    with TrtBackend(plan) as b:
+        assert b.generator_metadata().condition == "class_weights"
+        w = np.full((3, 10), 0.1, np.float32)
+        assert b.infer({"z": np.zeros((3, 128), np.float32), "class_weights": w}).shape == (3, 1, 28, 28)
+
+
 @pytest.mark.parametrize("args, code, message", [(["--max-batch", "0"], 2, "0 is not in the range x>=1"),
                                                  (["--opt-batch", "512"], 1, "1 <= min <= opt <= max")])
 def test_build_rejects_a_bad_profile_before_anything_else(args, code, message, tmp_path, capsys):

@@ -184,8 +184,10 @@ def test_shipped_onnx_matches_a_fresh_export_of_the_shipped_weights(name, tmp_pa
     fresh_meta = {p.key: p.value for p in onnx.load(str(fresh)).metadata_props}
     family = shipped_meta.pop(FAMILY_KEY, None)  # the variants' shared digest, and their checks' verdicts
     shipped_meta.pop(VALIDATION_KEY, None)
+    fresh_family = fresh_meta.pop(FAMILY_KEY)  # every export names its weights
     assert shipped_meta == fresh_meta
-    assert family == family_digest(str(shipped_path(name))), f"re-ship the variants: python scripts/ship_onnx.py {name}"
+    assert family == fresh_family == family_digest(str(shipped_path(name))), \
+        f"re-ship the variants: python scripts/ship_onnx.py {name}"
     for sibling in shipped_onnx(name).parent.glob(f"{name}.*.onnx"):  # plain, int8: the same weights
         assert {p.key: p.value for p in onnx.load(str(sibling)).metadata_props}[FAMILY_KEY] == family
     with Generator.load(shipped_onnx(name)) as a, Generator.load(fresh) as b:

@@ -55,9 +55,15 @@ def test_sample_bad_input_is_one_line(tmp_path, capsys):
                           (["--model", "cdcgan", "--per-label", "10000"], "n must be in 1..65536"),
                           (["--model", "cdcgan", "--labels", "3", "--n", "4"], "give either n"),
                           (["--model", "cdcgan", "-o", str(tmp_path / "a.jpg")], "allowed: .png, .npy, .gif"),
-                          (["--model", "cdcgan", "-o", str(tmp_path / "a.gif")], "add --interpolate-z"),
-                          (["--model", "cdcgan", "--rows", "2"], "--rows applies to --interpolate-z only"),
-                          (["--model", "cdcgan", "--interpolate-z", "--n", "4"], "not --n or --per-label")):
+                          (["--model", "cdcgan", "-o", str(tmp_path / "a.gif")], "add --interpolate A:B or --interpolate-z"),
+                          (["--model", "cdcgan", "--rows", "2"], "--rows applies to --interpolate and --interpolate-z"),
+                          (["--model", "cdcgan", "--interpolate-z", "--n", "4"], "not --n or --per-label"),
+                          (["--model", "cdcgan", "--interpolate", "3:8", "--per-label", "2"], "not --n or --per-label"),
+                          (["--model", "cdcgan", "--interpolate", "3:8", "--labels", "3"], "drop --labels"),
+                          (["--model", "cdcgan", "--interpolate", "3:8", "--interpolate-z"], "give one"),
+                          (["--model", "cdcgan", "--interpolate", "3"], "allowed form A:B"),
+                          (["--model", "cdcgan", "--interpolate", "3:10"], "label 10 is out of range"),
+                          (["--model", "gan", "--interpolate", "0:1"], "gan is unconditional: interpolate")):
         assert main(["sample", *args]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err
@@ -83,6 +89,25 @@ def test_interpolation_grid_and_gif_hold_the_generators_images(tmp_path, capsys)
         frame = np.asarray(gif.convert("L"))[::2, ::2]
         np.testing.assert_array_equal(frame[2:30, 2:30], want[s])
         np.testing.assert_array_equal(frame[2:30, 32:60], want[4 + s])
+
+
+def test_class_morph_grid_and_gif_hold_the_generators_images(tmp_path, capsys):
+    from gantool.runtime.generator import Generator
+
+    with Generator.load("cgan", tune=False) as g:
+        want = g.interpolate(3, 8, steps=5, seed=2, rows=3)
+    assert main(["sample", "--model", "cgan", "--interpolate", "3:8", "--steps", "5", "--rows", "3", "--seed", "2",
+                 "-o", str(tmp_path / "m.npy")]) == 0
+    assert "cgan.mix.onnx (the class-weight graph)" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "m.npy"), want)
+    assert main(["sample", "--model", "cgan", "--interpolate", "3:8", "--steps", "5", "--rows", "3", "--seed", "2",
+                 "-o", str(tmp_path / "m.png")]) == 0
+    png = np.asarray(Image.open(tmp_path / "m.png").convert("L"))[::2, ::2]  # rows: z, columns: the steps
+    np.testing.assert_array_equal(png[2:30, 2:30], want[0])
+    np.testing.assert_array_equal(png[32:60, 2 + 4 * 30:30 + 4 * 30], want[5 + 4])  # row 1, last step
+    assert main(["sample", "--model", "cgan", "--interpolate", "3:8", "--steps", "5", "--rows", "3", "--seed", "2",
+                 "-o", str(tmp_path / "m.gif")]) == 0
+    assert Image.open(tmp_path / "m.gif").n_frames == 5
 
 
 def test_inspect_prints_metadata_precision_and_io(capsys):

@@ -176,11 +176,16 @@ def family(tmp_path_factory):
 def test_export_variants_writes_a_validated_family(family):
     result, folder = family
     names = sorted(p.name for p in folder.glob("*.onnx"))
-    assert names == ["cdcgan.int8.onnx", "cdcgan.interleaved.onnx", "cdcgan.onnx", "cdcgan.phases.onnx",
-                     "cdcgan.plain.onnx"]
+    assert names == ["cdcgan.int8.onnx", "cdcgan.interleaved.onnx", "cdcgan.mix.onnx", "cdcgan.onnx",
+                     "cdcgan.phases.onnx", "cdcgan.plain.onnx"]
     assert not result.not_written
     metas = {p.name: read_metadata(_props(p), p.name) for p in folder.glob("*.onnx")}
     assert {m.family for m in metas.values()} == {result.family}
+    # the class-weight graph is of the family, but never a candidate for sampling labels
+    assert {n for n, m in metas.items() if m.condition == "class_weights"} == {"cdcgan.mix.onnx"}
+    files, _ = variants.family_files(folder / "cdcgan.onnx", metas["cdcgan.onnx"],
+                                     lambda p: read_metadata(_props(p), p.name))
+    assert sorted(p.name for p, _ in files) == [n for n in names if n != "cdcgan.mix.onnx"]
     assert metas["cdcgan.plain.onnx"].graph == "plain" and metas["cdcgan.onnx"].graph == "lowered"
     import onnx
 

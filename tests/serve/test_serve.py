@@ -164,6 +164,11 @@ def test_happy_paths(server, local):
     assert meta["spec"]["arch"] == "cdcgan" and meta["max_n"] == 64 and meta["engine"] == "ort"  # --engine
     assert meta["precision"] == "fp32" and meta["choice"]["how"] == "pinned"  # what was chosen, and why
     assert "/v1/sample" in httpx.get(server + "/openapi.json").json()["paths"]
+    assert meta["class_weights"] is True  # cdcgan.mix.onnx ships beside it
+    mix = [[0.0] * 3 + [0.5] + [0.0] * 4 + [0.5, 0.0], [0.1] * 10]
+    mixed = httpx.post(server + "/v1/sample", json={"class_weights": mix, "seed": 6})
+    assert mixed.status_code == 200, mixed.text
+    assert np.abs(decode(mixed).astype(int) - local.sample(class_weights=mix, seed=6)).max() <= 1
     truncated = httpx.post(server + "/v1/sample", json={"labels": [2, 6], "seed": 4, "truncation": 0.5})
     assert np.abs(decode(truncated).astype(int) - local.sample(labels=[2, 6], seed=4, truncation=0.5)).max() <= 1
     m = httpx.get(server + "/metrics").text
@@ -198,6 +203,12 @@ def test_png_grid_matches_the_images_and_takes_any_ncol(server, local):
     ({"n": 2, "truncation": 1.5}, 422, "truncation"),
     ({"n": 2, "truncation": "half"}, 422, "truncation"),
     ({"n": 2, "colour": "red"}, 422, "colour"),
+    ({"class_weights": [[0.5, 0.5]]}, 400, "class weights must have shape (n, 10)"),
+    ({"class_weights": [[0.2] * 10]}, 400, "must sum to 1"),
+    ({"class_weights": [[-1.0, 2.0] + [0.0] * 8]}, 400, "non-negative"),
+    ({"class_weights": [["x"] * 10]}, 422, "class_weights"),
+    ({"class_weights": [[0.1] * 10], "labels": [1]}, 400, "labels or class_weights, not both"),
+    ({"class_weights": [[0.1] * 10] * 65}, 400, "n must be in 1..64"),
     ([1, 2], 422, "invalid request"),
     ("not json", 422, "not valid JSON"),
     ("[" * 30000 + "]" * 30000, 413, "larger than 4096 bytes"),
@@ -517,3 +528,30 @@ def test_keep_alive_requests_sent_just_after_sigterm_are_answered(round_):
     for status, connection, length, declared in answers:
         assert status in (200, 503) and length == int(declared) > 0
     assert all(connection == "close" for _, connection, _, _ in answers[3:])  # sent after shutdown began
+
+
+def test_the_batcher_never_merges_labels_with_class_weights():
+    """They run on different graphs: requests of each kind batch with their own kind only."""
+    import asyncio
+
+    from gantool.serve.batcher import MicroBatcher
+
+    calls: list[tuple[str, ...]] = []
+
+    def infer(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        calls.append(tuple(sorted(feeds)))
+        return feeds["z"][:, :1] * 2
+
+    async def run() -> list[np.ndarray]:
+        b = MicroBatcher(infer, max_batch=64, max_wait_ms=200)
+        b.start()
+        jobs = [{"z": np.full((2, 3), i, np.float32), **({"labels": np.zeros(2, np.int64)} if i % 2 else
+                                                          {"class_weights": np.full((2, 10), 0.1, np.float32)})}
+                for i in range(4)]
+        out = await asyncio.gather(*(b.submit(j) for j in jobs))
+        await b.stop()
+        return out
+
+    out = asyncio.run(run())
+    assert [o[:, 0].tolist() for o in out] == [[0, 0], [2, 2], [4, 4], [6, 6]]
+    assert set(calls) == {("class_weights", "z"), ("labels", "z")}  # each call one kind, both kinds served

@@ -42,6 +42,28 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def _required(labels: torch.Tensor | None) -> torch.Tensor:
+    if labels is None:
+        raise ValueError("a conditional generator needs labels (B,) or class weights (B, K)")
+    return labels
+
+
+def class_condition(embedding: nn.Embedding, labels: torch.Tensor | None) -> torch.Tensor:
+    """A generator's condition vector: (B,) int labels -> their embedding rows; (B, K) float class weights
+    -> the weighted sum of the rows (class interpolation; a one-hot row gives its row exactly)."""
+    labels = _required(labels)
+    if labels.is_floating_point():
+        return labels.to(embedding.weight.dtype) @ embedding.weight  # (B, K) @ (K, D) -> (B, D)
+    return embedding(labels)
+
+
+def one_hot_condition(eye: torch.Tensor, labels: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+    """A one-hot model's condition: (B,) int labels -> rows of eye (a gather, which exports cleanly);
+    (B, K) class weights are the mix of one-hot rows themselves."""
+    labels = _required(labels)
+    return labels.to(dtype) if labels.is_floating_point() else eye[labels]
+
+
 def label_plane(embedding: nn.Module, labels: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
     """Embed labels to one image-sized channel: (B,) -> (B, 1, H, W)."""
     return embedding(labels).view(labels.shape[0], 1, spec.image_size, spec.image_size)

@@ -7,7 +7,7 @@ from torch import nn
 
 from gantool.spec import ModelSpec
 from gantool.train.recipe import Recipe
-from gantool.train.zoo.base import ZooEntry, dcgan_init, label_plane
+from gantool.train.zoo.base import ZooEntry, class_condition, dcgan_init, label_plane
 
 
 class Generator(nn.Module):
@@ -33,8 +33,9 @@ class Generator(nn.Module):
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """labels: (B,) int, or (B, 10) class weights: z times their weighted sum of embeddings."""
         z = z.view(z.shape[0], -1, 1, 1)  # (B, 128, 1, 1)
-        h = self.initial(z * self.label_embedding(labels).view_as(z))  # label multiplied into z
+        h = self.initial(z * class_condition(self.label_embedding, labels).view_as(z))  # label multiplied into z
         return self.upsample(h + self.noise_injection(z))
 
 
@@ -55,8 +56,16 @@ class Discriminator(nn.Module):
         )
         dcgan_init(self)
 
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The activations just before the last layer: feature matching's f(x), (B, 256, 4, 4)."""
+        return self.net[:-1](torch.cat([x, label_plane(self.label_embedding, labels, self.spec)], 1))
+
+    def head(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The last layer on features(x, labels): (B,) logits."""
+        return self.net[-1](h).view(-1)
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(torch.cat([x, label_plane(self.label_embedding, labels, self.spec)], 1)).view(-1)
+        return self.head(self.features(x, labels), labels)
 
 
 ENTRY = ZooEntry(

@@ -7,7 +7,7 @@ from torch import nn
 
 from gantool.spec import ModelSpec
 from gantool.train.recipe import Recipe
-from gantool.train.zoo.base import ZooEntry
+from gantool.train.zoo.base import ZooEntry, class_condition
 
 
 def block(cin: int, cout: int) -> list[nn.Module]:
@@ -29,7 +29,8 @@ class Generator(nn.Module):
         )
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = torch.cat([z, self.label_embedding(labels)], dim=1)  # (B, 110)
+        """labels: (B,) int, or (B, 10) class weights (base.class_condition)."""
+        h = torch.cat([z, class_condition(self.label_embedding, labels)], dim=1)  # (B, 110)
         return self.net(h).view(z.shape[0], *self.spec.image_shape)
 
 
@@ -50,12 +51,19 @@ class Discriminator(nn.Module):
             nn.Linear(256, 1),  # (B, 1) logit
         )
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The activations just before the last layer: feature matching's f(x), (B, 256)."""
         if self.projection:
-            h = self.net[:-1](x.flatten(1))  # (B, 256) features
-            return self.net[-1](h).view(-1) + (self.label_embedding(labels) * h).sum(1)
-        h = torch.cat([x.flatten(1), self.label_embedding(labels)], dim=1)  # (B, H*W + 10)
-        return self.net(h).view(-1)
+            return self.net[:-1](x.flatten(1))
+        return self.net[:-1](torch.cat([x.flatten(1), self.label_embedding(labels)], dim=1))  # from (B, H*W + 10)
+
+    def head(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The last layer on features(x, labels), plus <embed(y), h> for projection: (B,) logits."""
+        out = self.net[-1](h).view(-1)
+        return out + (self.label_embedding(labels) * h).sum(1) if self.projection else out
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x, labels), labels)
 
 
 ENTRY = ZooEntry(

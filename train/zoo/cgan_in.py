@@ -7,7 +7,7 @@ from torch import nn
 
 from gantool.spec import ModelSpec
 from gantool.train.recipe import Recipe
-from gantool.train.zoo.base import ZooEntry, dcgan_init, label_plane
+from gantool.train.zoo.base import ZooEntry, class_condition, dcgan_init, label_plane
 
 
 def up(cin: int, cout: int, k: int = 4, s: int = 2, p: int = 1) -> list[nn.Module]:
@@ -37,7 +37,8 @@ class Generator(nn.Module):
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = torch.cat([z, self.label_embedding(labels)], dim=1)  # (B, 200)
+        """labels: (B,) int, or (B, 10) class weights (base.class_condition)."""
+        h = torch.cat([z, class_condition(self.label_embedding, labels)], dim=1)  # (B, 200)
         return self.net(h.view(z.shape[0], -1, 1, 1))
 
 
@@ -56,8 +57,16 @@ class Discriminator(nn.Module):
         )
         dcgan_init(self)
 
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The activations just before the last layer: feature matching's f(x), (B, 512, 4, 4)."""
+        return self.net[:-1](torch.cat([x, label_plane(self.label_embedding, labels, self.spec)], 1))
+
+    def head(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The last layer on features(x, labels): (B,) logits."""
+        return self.net[-1](h).view(-1)
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(torch.cat([x, label_plane(self.label_embedding, labels, self.spec)], 1)).view(-1)
+        return self.head(self.features(x, labels), labels)
 
 
 ENTRY = ZooEntry(

@@ -7,7 +7,7 @@ from torch import nn
 
 from gantool.spec import ModelSpec
 from gantool.train.recipe import Recipe
-from gantool.train.zoo.base import ZooEntry, dcgan_init
+from gantool.train.zoo.base import ZooEntry, dcgan_init, one_hot_condition
 
 
 def up(cin: int, cout: int) -> list[nn.Module]:
@@ -36,7 +36,8 @@ class Generator(nn.Module):
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = torch.cat([z, self.one_hot[labels]], dim=1)  # (B, 110)
+        """labels: (B,) int, or (B, 10) class weights, which are the one-hot input's mix itself."""
+        h = torch.cat([z, one_hot_condition(self.one_hot, labels, z.dtype)], dim=1)  # (B, 110)
         return self.net(h.view(z.shape[0], -1, 1, 1))
 
 
@@ -62,12 +63,20 @@ class Critic(nn.Module):
         )
         dcgan_init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The activations just before the last layer: feature matching's f(x), (B, 256, 2, 2)."""
         if self.projection:
-            h = self.net[:-1](x)  # (B, 256, 2, 2)
-            return self.net[-1](h).view(-1) + (self.label_embedding(labels) * h.sum((2, 3))).sum(1)
+            return self.net[:-1](x)
         planes = self.one_hot[labels][:, :, None, None].expand(-1, -1, *x.shape[2:])  # (B, 10, H, W)
-        return self.net(torch.cat([x, planes], 1)).view(-1)
+        return self.net[:-1](torch.cat([x, planes], 1))
+
+    def head(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The last layer on features(x, labels), plus <embed(y), sum-pooled h> for projection: (B,) scores."""
+        out = self.net[-1](h).view(-1)
+        return out + (self.label_embedding(labels) * h.sum((2, 3))).sum(1) if self.projection else out
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x, labels), labels)
 
 
 ENTRY = ZooEntry(

@@ -39,8 +39,16 @@ class Discriminator(nn.Module):
             nn.Linear(w, 1),  # -> (B, 1) logit; the seed's Sigmoid is folded into BCEWithLogits
         )
 
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The activations just before the last layer: feature matching's f(x), (B, 256)."""
+        return self.net[:-1](x)
+
+    def head(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The last layer on features(x, labels): (B,) logits."""
+        return self.net[-1](h).view(-1)
+
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).view(-1)
+        return self.head(self.features(x, labels), labels)
 
 
 ENTRY = ZooEntry(
