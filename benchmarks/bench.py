@@ -422,12 +422,7 @@ def plot(res: BenchResult, path: str | Path) -> str:
     for ax in (a, b):
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    import io
+    from gantool.fileio import atomic_write_figure
 
-    from gantool.fileio import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_figure(path, fig, dpi=110)
     return f"plot: {path}"

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from gantool.fileio import atomic_write_bytes, atomic_write_json
+from gantool.fileio import atomic_write_bytes, atomic_write_figure, atomic_write_json
 
 
 def parse_pair(text: str) -> tuple[int, int]:
@@ -99,8 +99,6 @@ def table(rows: list[dict[str, Any]], judges: list[str], header: bool = True) ->
 
 
 def plot(rows: list[dict[str, Any]], judge: str, path: Path) -> None:
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -125,10 +123,7 @@ def plot(rows: list[dict[str, Any]], judge: str, path: Path) -> None:
         ax.set_xlabel("weight of class b")
     fig.suptitle(f"the {judge}'s class probabilities along a class-weight path (z fixed; mean over z)", fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_figure(path, fig, dpi=100)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gantool.fileio import atomic_write_bytes, atomic_write_json
+from gantool.fileio import atomic_write_bytes, atomic_write_figure, atomic_write_json
 
 T_VALUES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3)
 METRICS = (("fd", "FD-judge (fair reference)"), ("precision", "precision"), ("recall", "recall"),
@@ -57,8 +57,6 @@ def table(rows: list[dict[str, Any]], header: bool = True) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import io
-
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -75,10 +73,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_figure(path, fig, dpi=110)
 
 
 def main() -> None:

@@ -52,6 +52,18 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def atomic_write_figure(path: str | os.PathLike, fig: Any, dpi: float | None = None) -> None:
+    """A matplotlib figure as a PNG, written atomically; the figure is closed (pyplot keeps it otherwise)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **({} if dpi is None else {"dpi": dpi}))
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -6,13 +6,12 @@ judge (conditional models) against the bar, and each judge's class histogram aga
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Any
 
 import numpy as np
 
-from gantool.fileio import atomic_write_bytes
+from gantool.fileio import atomic_write_figure
 from gantool.train.quality import WORST_CLASS_SHARE_BAR, WORST_DIGIT_BAR
 
 JUDGE_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
@@ -71,7 +70,4 @@ def save_report(path: str | os.PathLike[str], report: dict[str, Any], grid: np.n
         ax.set_xlim(-0.6, len(classes) - 0.4)
         ax.grid(axis="y", alpha=0.3)
     fig.legend(handles=handles, loc="upper right", ncol=len(views), fontsize=8, frameon=False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_figure(path, fig)

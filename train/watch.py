@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from gantool.errors import GantoolError
-from gantool.fileio import atomic_write_bytes
+from gantool.fileio import atomic_write_bytes, atomic_write_figure
 from gantool.spec import ModelSpec
 from gantool.train.checkpoint import (
     BEST_NAME,
@@ -193,7 +193,4 @@ def plot_curve(rows: list[dict[str, Any]], path: Path, model: str, reference: st
     fig.legend(handles=lines, loc="upper center", ncol=len(lines), fontsize=8, frameon=False)
     ax.set_title(f"{model} during training, FD against {reference}", fontsize=9, pad=4)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_figure(path, fig)
