@@ -179,10 +179,14 @@ def _trt(src: Sources) -> Engine:
         raise Skip("TensorRT is not installed (the trt extra needs an NVIDIA GPU)")
     plan = src.plan
     if plan is None:
-        from gantool.export.trt import Profile, run_build
+        from gantool.export.trt import Profile, plan_cache_name, run_build, sha256_file
         from gantool.paths import cache_dir
+        from gantool.runtime.backends.trt import cuda_device, import_tensorrt
 
-        plan = cache_dir() / "bench" / f"{Path(src.model).stem}.fp16.plan"
+        # keyed by TensorRT version, GPU kind and source graph: a cached engine never outlives any of them
+        name = plan_cache_name(Path(src.model).stem, "fp16", import_tensorrt().__version__, cuda_device()[1],
+                               sha256_file(src.onnx["fp32"]))
+        plan = cache_dir() / "bench" / name
         if not plan.is_file():
             run_build(str(src.onnx["fp32"]), str(plan), "fp16", Profile(1, 64, 1024))
     return _open(plan, "trt", 1)  # infer() synchronises the stream

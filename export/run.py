@@ -195,18 +195,20 @@ def _engine_checks(spec: ModelSpec, g: Any, path: Path, precision: str, check_bf
 
 
 def run_triton_export(model: str, repo: str, precision: str = "fp32", opset: int = DEFAULT_OPSET,
-                      max_batch: int = 256, plan: str | None = None,
+                      max_batch: int | None = None, plan: str | None = None,
                       semantic_samples: int | None = None, lower: bool = True, seed: int = 0) -> ExportResult:
     """Export and validate as usual, then lay the file (or a built engine) out as a Triton model; a
     conditional model's repository also holds NAME-mix, its fp32 class-weight graph (companions)."""
     import tempfile
 
-    from gantool.export.triton import write_repository
+    from gantool.export.triton import DEFAULT_MAX_BATCH, plan_max_batch, write_repository
 
-    if max_batch < 1:
+    if max_batch is not None and max_batch < 1:
         raise GantoolError(f"--max-batch must be >= 1, got {max_batch}.")
     if plan is not None and not Path(plan).is_file():
         raise GantoolError(f"--plan {plan}: no such engine file.")
+    # max_batch_size within the plan's profile, checked before any export work [default: 256]
+    max_batch = plan_max_batch(plan, max_batch) if plan is not None else (max_batch or DEFAULT_MAX_BATCH)
     if Path(repo).exists() and not Path(repo).is_dir():
         raise GantoolError(f"-o {repo} is a file; a Triton model repository is a folder.")
     with tempfile.TemporaryDirectory(prefix="gantool-triton-") as tmp:

@@ -63,6 +63,26 @@ def config_pbtxt(name: str, platform: str, inputs: list[TensorDesc], outputs: li
     ])
 
 
+def plan_max_batch(plan: str | Path, max_batch: int | None) -> int:
+    """The max_batch_size a Triton model serving this plan gets: --max-batch, which Triton can only load
+    when the plan's profile covers every batch from 1 to it [default: 256, or the profile's maximum when
+    smaller]. Refuses, in one line, a larger --max-batch or a profile that does not start at 1."""
+    from gantool.runtime.backends.trt import read_sidecar
+
+    profile = read_sidecar(plan)["profile"]
+    low, high = int(profile.get("min_batch", 1)), int(profile["max_batch"])
+    if low > 1:
+        raise GantoolError(f"--plan {plan}: its profile starts at batch {low}, and Triton sends batches from 1; "
+                           f"allowed: a plan built with --min-batch 1.")
+    if max_batch is None:
+        return min(DEFAULT_MAX_BATCH, high)
+    if max_batch > high:
+        raise GantoolError(f"--max-batch {max_batch} is larger than --plan {Path(plan).name}'s profile maximum "
+                           f"{high}; allowed: 1 to {high}.", note=f"pass --max-batch {high}, or rebuild the plan with "
+                                                                  f"--max-batch {max_batch}.")
+    return max_batch
+
+
 def write_repository(repo: str | Path, metadata: GeneratorMetadata, onnx_path: str | Path,
                      max_batch: int = DEFAULT_MAX_BATCH, plan: str | Path | None = None,
                      name: str | None = None) -> Path:
@@ -90,4 +110,4 @@ def write_repository(repo: str | Path, metadata: GeneratorMetadata, onnx_path: s
     return folder
 
 
-__all__ = ["SPEC_KEY", "config_pbtxt", "tensor_desc", "write_repository"]
+__all__ = ["SPEC_KEY", "config_pbtxt", "plan_max_batch", "tensor_desc", "write_repository"]

@@ -26,7 +26,9 @@ from gantool.spec import ZOO_NAMES
 @click.option("--to-cache", is_flag=True,
               help="write a zoo model's fp32 export into the runtime's cache, where Generator.load(NAME) and "
                    "gantool sample find it (the 64x64 models dcgan and cgan-in do not ship as ONNX)")
-@click.option("--max-batch", type=click.IntRange(min=1), default=None, help="triton: max_batch_size [default: 256]")
+@click.option("--max-batch", type=click.IntRange(min=1), default=None,
+              help="triton: max_batch_size, at most a --plan's profile maximum [default: 256, or the plan's maximum "
+                   "when smaller]")
 @click.option("--plan", type=click.Path(dir_okay=False), default=None, help="triton: serve this built engine")
 @click.option("--samples", type=click.IntRange(100, 100000), default=None,
               help="fp16/int8 and --variants: samples for the judge checks [default: 2000]")
@@ -70,7 +72,7 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
     if fmt == "triton":
         from gantool.export.run import run_triton_export
 
-        result = run_triton_export(model, output or "model_repository", precision, opset, max_batch or 256, plan,
+        result = run_triton_export(model, output or "model_repository", precision, opset, max_batch, plan,
                                    semantic_samples=samples, lower=lower, seed=seed)
         click.echo(result.text())
         click.echo(f"wrote Triton model {result.path}")
@@ -114,23 +116,30 @@ def _export_variants(model: str, fmt: str, precision: str, opset: int, lower: bo
 @cli.command("build")
 @click.option("--engine", type=click.Choice(["trt"]), default="trt", show_default=True, help="the engine to build for")
 @click.option("--model", required=True, metavar="NAME|CHECKPOINT|ONNX", help="zoo name, checkpoint, or an exported .onnx")
-@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default="fp16", show_default=True,
-              help="the engine's precision (docs/precision.md)")
+@click.option("--precision", type=click.Choice(["fp16", "fp32"]), default=None,
+              help="the engine's precision (docs/precision.md); an .onnx's graph dtypes are its precision: an fp32 "
+                   "graph builds either, an fp16 graph fp16 only [default: fp16 for a zoo name or checkpoint, the "
+                   "graph's own for an .onnx]")
+@click.option("--reference", metavar="ONNX|NAME|CHECKPOINT", default=None,
+              help="for an .onnx --model: the fp32 ONNX, zoo name or checkpoint the engine's parity is checked "
+                   "against [default: the .onnx itself when it is fp32, else refused; a zoo name or checkpoint "
+                   "is checked against its own fp32 export]")
 @click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True, help="profile: smallest batch")
 @click.option("--opt-batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="profile: the batch TensorRT tunes for")
 @click.option("--max-batch", type=click.IntRange(min=1), default=256, show_default=True, help="profile: largest batch")
 @click.option("--timing-cache", type=click.Path(dir_okay=False), default="gantool.timing-cache", show_default=True,
-              help="TensorRT's timing cache, reused and updated (atomically) by every build")
+              help="TensorRT's timing cache, reused and updated (atomically) by every build; the file name gets "
+                   "the TensorRT version and GPU kind before its suffix (gantool.trt10.12.0-sm90.timing-cache)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="[default: ./NAME.PRECISION.plan]")
 @click.option("--verbose", is_flag=True, help="the TensorRT builder's log")
-def build_cmd(engine: str, model: str, precision: str, min_batch: int, opt_batch: int, max_batch: int,
-              timing_cache: str, output: str | None, verbose: bool) -> None:
-    """Build a TensorRT engine (strongly typed, FP16 by default) and check it against ONNX Runtime."""
+def build_cmd(engine: str, model: str, precision: str | None, reference: str | None, min_batch: int,
+              opt_batch: int, max_batch: int, timing_cache: str, output: str | None, verbose: bool) -> None:
+    """Build a TensorRT engine (strongly typed) and check it against an fp32 ONNX Runtime reference."""
     from gantool.export.trt import Profile, import_tensorrt, run_build
 
     profile = Profile(min_batch, opt_batch, max_batch)
     import_tensorrt()  # exit 2 with an install hint before any export work
-    plan, sidecar, report = run_build(model, output, precision, profile, timing_cache, verbose)
+    plan, sidecar, report = run_build(model, output, precision, profile, timing_cache, verbose, reference)
     click.echo(report.text())
     click.echo(f"wrote {plan} (+ {plan.name}.json) TensorRT {sidecar['tensorrt_version']} on {sidecar['gpu']}")

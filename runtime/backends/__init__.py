@@ -24,7 +24,9 @@ class EngineError(GantoolError, ValueError):
 
 
 def choose_engine(path: Path, engine: str = "auto") -> str:
-    """auto: a .plan runs on TensorRT; an .onnx on ORT's CUDA provider when there is one, else the CPU."""
+    """auto: a .plan runs on TensorRT; an .onnx on ORT's CUDA provider when onnxruntime offers one, else
+    the CPU. The ort-cuda backend then labels itself from the providers its session got: `ort` (with CPU
+    chunking) where ONNX Runtime fell back to the CPU."""
     if engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r}; allowed: {', '.join(ENGINES)}.")
     if engine == "auto":

@@ -26,16 +26,28 @@ class ModelLoadError(GantoolError, ValueError):
 
 def infer_split(backend: "Backend", feeds: dict[str, np.ndarray]) -> np.ndarray:
     """Run feeds through a backend in pieces of its max batch (an engine's profile limit) or its
-    preferred chunk, whichever is smaller, writing each piece into one output array."""
+    preferred chunk, whichever is smaller, writing each piece into one output array. An engine with a
+    profile minimum above 1 (a TensorRT plan built with --min-batch) refuses a smaller request with
+    backend.below_min(n), or pads it when backend.pad_small_batches; a last piece below the minimum
+    runs as the request's last min_batch rows (samples are independent), keeping the new ones."""
     n = len(feeds[Z])
-    step = min(backend.max_batch or n, backend.chunk or n)
+    lo = backend.min_batch or 1
+    if n < lo:
+        if not backend.pad_small_batches:
+            raise backend.below_min(n)
+        padded = {k: np.concatenate([v, np.repeat(v[-1:], lo - n, axis=0)]) for k, v in feeds.items()}
+        return backend.infer(padded)[:n]
+    step = max(min(backend.max_batch or n, backend.chunk or n), lo)
     if n <= step:
         return backend.infer(feeds)
     first = backend.infer({k: v[:step] for k, v in feeds.items()})
     out = np.empty((n, *first.shape[1:]), first.dtype)
     out[:step] = first
     for i in range(step, n, step):
-        out[i:i + step] = backend.infer({k: v[i:i + step] for k, v in feeds.items()})
+        if n - i < lo:  # the tail is below the profile's minimum: run the last lo rows, keep the n - i new ones
+            out[i:] = backend.infer({k: v[n - lo:] for k, v in feeds.items()})[lo - (n - i):]
+        else:
+            out[i:i + step] = backend.infer({k: v[i:i + step] for k, v in feeds.items()})
     return out
 
 
@@ -56,6 +68,8 @@ class Backend(ABC):
         self.name = name or self.engine
         self.active = False
         self.max_batch: int | None = None  # None: any batch; otherwise the engine's profile limit
+        self.min_batch: int | None = None  # None: from 1; otherwise the engine's profile minimum
+        self.pad_small_batches = False  # True: infer_split pads a batch below min_batch instead of refusing it
         self.chunk: int | None = None  # larger requests run in pieces of this size (CPU: activations stay in cache)
         self._metadata: GeneratorMetadata | None = None
 
@@ -115,6 +129,11 @@ class Backend(ABC):
     @abstractmethod
     def graph_io(self) -> tuple[list[TensorSpec], list[TensorSpec]]:
         """The loaded graph's real inputs and outputs."""
+
+    def below_min(self, n: int) -> GantoolError:
+        """The error for a batch below min_batch (an engine says how to get a smaller profile)."""
+        return GantoolError(f"batch {n} is below the {self.name} engine's minimum batch {self.min_batch}; "
+                            f"allowed: {self.min_batch} or more.")
 
     def _configure(self, meta: GeneratorMetadata) -> None:
         """Settings that follow from the metadata (the CPU chunk, an engine profile); none by default."""

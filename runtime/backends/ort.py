@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import Any, Mapping
@@ -14,12 +15,16 @@ from gantool.paths import cache_dir
 from gantool.runtime.backends.base import Backend, ModelLoadError
 from gantool.runtime.ort import import_onnxruntime
 
+log = logging.getLogger(__name__)
+
 # Large CPU batches run in pieces whose activations stay in cache. Measured on the 2-core dev machine
 # (2 MiB L2 per core), per 256 images with lowered graphs: cdcgan 22.0 ms as 4 x 64 against 26.2 ms as
 # one batch; dcgan (64x64) 159.8 ms as 16 x 16 against 214.2 ms. Both bests hold about 1M activation
 # values (cdcgan's largest tensor is 12.5k values per sample, dcgan's 65.5k); MLPs stay whole.
 CHUNK_VALUES = 2 ** 20
 ORT_TRT_MAX_BATCH = 1024  # the TensorRT provider's profile: batch 1..1024, larger requests are split
+# ort-trt's providers, in ONNX Runtime's priority order: nodes TensorRT does not take run on CUDA, not the CPU
+ORT_TRT_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(bfloat16)": "bfloat16",
              "tensor(int64)": "int64", "tensor(int32)": "int32", "tensor(uint8)": "uint8"}
 
@@ -127,13 +132,30 @@ class OrtBackend(Backend):
 
 
 class OrtCudaBackend(OrtBackend):
-    """ORT's CUDA provider: whole batches on the GPU (no CPU chunking)."""
+    """ORT's CUDA provider: whole batches on the GPU (no CPU chunking). Where onnxruntime-gpu lists the
+    provider but the session did not get it (no usable GPU or CUDA libraries: ONNX Runtime then falls
+    back to the CPU), the backend says so: it is labelled `ort` and chunks as the CPU backend does."""
 
     engine = "ort-cuda"
     provider = "CUDAExecutionProvider"
 
+    @property
+    def on_cpu(self) -> bool:
+        """Whether the session runs on the CPU alone: what it got, not what onnxruntime offers."""
+        return self.session is not None and self.provider not in self.session.get_providers()
+
+    def _activate(self) -> None:
+        super()._activate()
+        if self.on_cpu:
+            log.warning("ONNX Runtime could not start its %s for %s; running on the CPU (engine ort)",
+                        self.provider, self.source)
+            if self.name == self.engine:
+                self.name = "ort"
+            self.engine = "ort"
+
     def _configure(self, meta: GeneratorMetadata) -> None:
-        pass
+        if self.on_cpu:
+            super()._configure(meta)
 
 
 class OrtTrtBackend(OrtBackend):
@@ -149,5 +171,5 @@ class OrtTrtBackend(OrtBackend):
     def _configure(self, meta: GeneratorMetadata) -> None:
         self.max_batch = ORT_TRT_MAX_BATCH
         options = trt_provider_options(cache_dir() / "ort-trt", meta.contract.input_dims(), ORT_TRT_MAX_BATCH)
-        self.session.set_providers([self.provider, "CPUExecutionProvider"], [options, {}])
+        self.session.set_providers(list(ORT_TRT_PROVIDERS), [options, {}, {}])
         self._bind_run()

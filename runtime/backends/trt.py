@@ -7,6 +7,8 @@ schema as an ONNX file's metadata_props, and the batch profile the engine was bu
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -56,7 +58,68 @@ def read_sidecar(plan: str | Path) -> dict[str, Any]:
     profile = data.get("profile")
     if not (isinstance(profile, dict) and isinstance(profile.get("max_batch"), int) and profile["max_batch"] >= 1):
         raise GantoolError(f"{side}: its profile has no valid max_batch.")
+    low = profile.get("min_batch", 1)
+    if not (isinstance(low, int) and 1 <= low <= profile["max_batch"]):
+        raise GantoolError(f"{side}: its profile's min_batch {low!r} is not between 1 and max_batch "
+                           f"{profile['max_batch']}.")
     return data
+
+
+def cuda_device(index: int = 0) -> tuple[str, str | None]:
+    """(name, compute capability "major.minor") of a CUDA device through cuda-python; the name from
+    $GANTOOL_GPU_NAME (or "unknown") and no capability where cuda-python or the device is missing."""
+    try:
+        from cuda.bindings import runtime as cudart
+
+        err, props = cudart.cudaGetDeviceProperties(index)
+        if int(err) == 0:
+            return props.name.decode(errors="replace").strip("\x00"), f"{props.major}.{props.minor}"
+    except Exception:  # informative and a cache key only; the engine's own calls report real CUDA errors
+        pass
+    return os.environ.get("GANTOOL_GPU_NAME", "unknown"), None
+
+
+def build_key(tensorrt_version: str, capability: str | None) -> str:
+    """What a timing cache or an engine is only valid for: the TensorRT version and the GPU's compute
+    capability, as a file-name part ("trt10.12.0.36-sm90")."""
+    return f"trt{tensorrt_version}-sm{capability.replace('.', '') if capability else 'unknown'}"
+
+
+def rebuild_command(sidecar: dict[str, Any], plan: str | Path, **profile: int) -> str:
+    """The `gantool build` command that makes this plan again here, with profile overrides
+    (min_batch=..., max_batch=...): from its source ONNX where it still exists, else its model's name."""
+    src = sidecar.get("source_onnx")
+    model = src if isinstance(src, str) and Path(src).is_file() else None
+    if model is None:
+        try:
+            model = json.loads(sidecar["metadata"]["gantool.spec"])["arch"]
+        except (KeyError, TypeError, ValueError):
+            model = "MODEL"
+    meta = sidecar.get("metadata")
+    precision = meta.get("gantool.precision") if isinstance(meta, dict) else None
+    prof = {**sidecar.get("profile", {}), **profile}
+    parts = ["gantool", "build", "--model", str(model)]
+    if precision in ("fp16", "fp32"):
+        parts += ["--precision", precision]
+    for key in ("min_batch", "opt_batch", "max_batch"):
+        if isinstance(prof.get(key), int):
+            parts += [f"--{key.replace('_', '-')}", str(prof[key])]
+    return shlex.join([*parts, "-o", str(plan)])
+
+
+def check_built_here(sidecar: dict[str, Any], plan: str | Path, tensorrt_version: str,
+                     capability: str | None) -> None:
+    """Refuse, in one line with the rebuild command, a plan built by another TensorRT version or for a
+    GPU of another compute capability (engines are specific to both), before TensorRT deserialises it."""
+    built, built_cc, gpu = sidecar.get("tensorrt_version"), sidecar.get("compute_capability"), sidecar.get("gpu")
+    if isinstance(built, str) and built != tensorrt_version:
+        raise GantoolError(f"{plan}: built with TensorRT {built}, and this is TensorRT {tensorrt_version}; an engine "
+                           f"runs only on the TensorRT version that built it.",
+                           note=f"rebuild it here: {rebuild_command(sidecar, plan)}")
+    if isinstance(built_cc, str) and capability is not None and built_cc != capability:
+        raise GantoolError(f"{plan}: built on {gpu} (compute capability {built_cc}), and this GPU's is {capability}; "
+                           f"an engine runs only on the GPU kind it was built for.",
+                           note=f"rebuild it here: {rebuild_command(sidecar, plan)}")
 
 
 def _check(result: Any) -> Any:
@@ -83,12 +146,16 @@ class TrtBackend(Backend):
     def _activate(self) -> None:
         self.sidecar = read_sidecar(self.path)
         self.max_batch = int(self.sidecar["profile"]["max_batch"])
+        self.min_batch = int(self.sidecar["profile"].get("min_batch", 1))
         trt = import_tensorrt()
+        check_built_here(self.sidecar, self.path, trt.__version__, None)  # the version first: no CUDA call
         try:
             from cuda.bindings import runtime as cudart
         except ImportError:
-            raise GantoolError("running a TensorRT engine needs cuda-python, which is not installed.",
+            raise GantoolError("running a TensorRT engine needs cuda-python 12.6.1 or later (cuda.bindings.runtime), "
+                               "which is not installed.",
                                note='pip install "gantool[trt]" installs it with tensorrt.') from None
+        check_built_here(self.sidecar, self.path, trt.__version__, cuda_device()[1])
         self.trt, self.cudart = trt, cudart
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
@@ -116,6 +183,12 @@ class TrtBackend(Backend):
 
         return [spec(n) for n in self.inputs], [spec(n) for n in self.outputs]
 
+    def below_min(self, n: int) -> GantoolError:
+        return GantoolError(f"{self.path.name}: batch {n} is outside its TensorRT profile (batch {self.min_batch}.."
+                            f"{self.max_batch}); allowed: {self.min_batch} or more (larger batches are split).",
+                            note=f"rebuild it for smaller batches: "
+                                 f"{rebuild_command(self.sidecar, self.path, min_batch=n)}")
+
     def _buffer(self, name: str, nbytes: int) -> int:
         ptr, size = self._buffers.get(name, (0, 0))
         if size < nbytes:
@@ -132,7 +205,11 @@ class TrtBackend(Backend):
         with self._lock:
             for name in self.inputs:
                 host = np.ascontiguousarray(feeds[name], dtype=self.dtypes[name])
-                self.context.set_input_shape(name, host.shape)
+                if self.min_batch is not None and len(host) < self.min_batch:
+                    raise self.below_min(len(host))
+                if not self.context.set_input_shape(name, host.shape):
+                    raise GantoolError(f"{self.path.name}: TensorRT refused input {name!r} of shape {host.shape}; "
+                                       f"its profile takes batch {self.min_batch}..{self.max_batch}.")
                 ptr = self._buffer(name, host.nbytes)
                 _check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, self.stream))
                 self.context.set_tensor_address(name, ptr)
@@ -141,7 +218,8 @@ class TrtBackend(Backend):
                 shape = tuple(self.context.get_tensor_shape(name))
                 results[name] = np.empty(shape, dtype=self.dtypes[name])
                 self.context.set_tensor_address(name, self._buffer(name, results[name].nbytes))
-            if not self.context.execute_async_v3(self.stream):
+            # the native stream handle: newer cuda-bindings deprecate the implicit cudaStream_t conversion
+            if not self.context.execute_async_v3(int(self.stream)):
                 raise GantoolError(f"TensorRT failed to run {self.path} at batch {len(next(iter(feeds.values())))}.")
             for name, host in results.items():
                 _check(cudart.cudaMemcpyAsync(host.ctypes.data, self._buffers[name][0], host.nbytes, d2h, self.stream))

@@ -72,7 +72,10 @@ def test_build_load_infer_and_parity_on_gpu(tmp_path, monkeypatch):
     side = read_sidecar(plan)
     meta = read_metadata(side["metadata"], str(plan))
     assert meta.spec.arch == "cdcgan" and meta.precision == "fp16" and side["profile"]["max_batch"] == 64
-    assert (tmp_path / "cache").stat().st_size > 0  # the timing cache is written for the next build
+    from gantool.export.trt import keyed_cache_path
+
+    cache = keyed_cache_path(tmp_path / "cache", side["tensorrt_version"], side["compute_capability"])
+    assert cache.stat().st_size > 0  # the timing cache is written for the next build, keyed by TensorRT and GPU
     with TrtBackend(plan) as b:  # labels reach every sample of a batch (NVIDIA/TensorRT#3004)
         z = np.full((10, 128), 0.1, np.float32)  # one z, ten labels: ten different images
         out = b.infer({"z": z, "labels": np.arange(10, dtype=np.int64)})
@@ -128,3 +131,35 @@ def test_a_plan_sidecar_is_read_through_the_contract_without_tensorrt(tmp_path, 
         assert main(["inspect", "--model", str(plan)]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and fragment in err, err
+
+
+@pytest.mark.gpu
+@pytest.mark.trt
+def test_an_fp32_engine_meets_the_fp32_bar_with_tf32_cleared(tmp_path, monkeypatch):
+    """TensorRT enables TF32 by default; on Ampere and later it would miss fp32's 1e-4 bar (#19, defect 1)."""
+    from gantool.export.trt import Profile, run_build
+
+    monkeypatch.chdir(tmp_path)
+    plan, sidecar, report = run_build("cdcgan", None, "fp32", Profile(1, 16, 64))
+    assert plan.name == "cdcgan.fp32.plan" and report.passed and sidecar["metadata"]["gantool.precision"] == "fp32"
+
+
+@pytest.mark.gpu
+@pytest.mark.trt
+def test_a_batch_below_the_profile_minimum_is_refused_in_one_line(tmp_path, monkeypatch):
+    from gantool.errors import GantoolError
+    from gantool.export.trt import Profile, run_build
+    from gantool.runtime.backends.base import infer_split
+    from gantool.runtime.backends.trt import TrtBackend
+
+    monkeypatch.chdir(tmp_path)
+    plan, _, report = run_build("cdcgan", None, "fp16", Profile(4, 16, 64))  # parity pads batches 1..3
+    assert report.passed
+    with TrtBackend(plan) as b:
+        feeds = {"z": np.zeros((2, 128), np.float32), "labels": np.zeros(2, np.int64)}
+        with pytest.raises(GantoolError, match=r"profile \(batch 4\.\.64\)"):
+            infer_split(b, feeds)
+        with pytest.raises(GantoolError, match="batch 4..64"):
+            b.infer(feeds)
+        big = {"z": np.zeros((66, 128), np.float32), "labels": np.zeros(66, np.int64)}
+        assert infer_split(b, big).shape == (66, 1, 28, 28)  # 64 + the last 4 rows
