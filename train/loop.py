@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -54,6 +54,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s"]
+
+
+class FeatureDiscriminator(Protocol):
+    """What every zoo discriminator has beside forward = head(features(x, labels), labels)."""
+
+    def features(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def head(self, h: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 @dataclass
@@ -222,9 +230,12 @@ class Trainer:
             d_loss.backward()
             self.opt_d.step()
         with no_sync(self.d_train):  # D's gradients from G's loss are thrown away: no need to average them
-            with self._autocast():
-                g_out = self.d_train(fake, y_fake).float()
-            g_loss = losses.g_loss(kind, g_out)  # the last critic batch's fakes, as in DCGAN
+            if r.feature_matching > 0:
+                g_loss = self._feature_matching_g_loss(x, y, fake, y_fake)
+            else:
+                with self._autocast():
+                    g_out = self.d_train(fake, y_fake).float()
+                g_loss = losses.g_loss(kind, g_out)  # the last critic batch's fakes, as in DCGAN
             if r.mode_seeking > 0:
                 g_loss = g_loss + r.mode_seeking * losses.mode_seeking(fake.float(), z)
             g_mean = self.world.mean(g_loss.detach())
@@ -237,6 +248,22 @@ class Trainer:
         scores = self.world.mean(torch.stack([losses.d_prob(kind, real_out), losses.d_prob(kind, fake_out)]))
         return {"d_loss": float(d_mean), "g_loss": float(g_mean), "d_real": float(scores[0]),
                 "d_fake": float(scores[1])}
+
+    def _feature_matching_g_loss(self, x: torch.Tensor, y: torch.Tensor | None, fake: torch.Tensor,
+                                 y_fake: torch.Tensor | None) -> torch.Tensor:
+        """G's loss with feature matching (Salimans et al. 2016): W ||E f(x) - E f(G(z))||^2 on D's features()
+        (just updated), plus the adversarial term unless feature_matching_only. The real batch is the last D
+        step's, looked at again without gradients: no new data and no new draw from the noise stream. The
+        fakes' features are computed once and give D's score too (head), so the fakes cross D once, as without
+        feature matching. D is called unwrapped: in a job its gradients from G's loss are not averaged anyway."""
+        r, d = self.recipe, cast(FeatureDiscriminator, self.d)
+        with self._autocast():
+            with torch.no_grad():
+                real_features = d.features(x, y)
+            fake_features = d.features(fake, y_fake)
+            g_out = None if r.feature_matching_only else d.head(fake_features, y_fake).float()
+        loss = r.feature_matching * losses.feature_matching(real_features.float(), fake_features.float())  # fp32
+        return loss if g_out is None else losses.g_loss(r.loss, g_out) + loss
 
     @torch.no_grad()
     def _fakes_aside(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

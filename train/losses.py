@@ -43,6 +43,13 @@ def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torc
     return 1.0 / (ratio + eps)
 
 
+def feature_matching(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """Feature matching (Salimans et al. 2016): ||E[f(x)] - E[f(G(z))]||_2^2, the squared L2 distance between
+    the batch means of D's features (conv features flattened per sample); the real side is a fixed target."""
+    real_mean = real_features.detach().flatten(1).mean(0)
+    return (real_mean - fake_features.flatten(1).mean(0)).square().sum()
+
+
 def d_prob(kind: str, logits: torch.Tensor) -> torch.Tensor:
     """What the progress bar shows as D(x) / D(G(z)): a probability for bce, the raw score otherwise
     (a 0-d tensor, so that ranks can average it before it becomes a number)."""

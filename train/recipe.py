@@ -58,6 +58,11 @@ class Recipe:
                                     "random, as in the seeds); conditional models only", choices=FAKE_LABELS)
     mode_seeking: float = _opt(0.0, "weight of MSGAN's mode-seeking term on G's loss (1.0 is the paper's), against "
                                     "one image per label; 0 disables it", range=(0, None, False, False))
+    feature_matching: float = _opt(0.0, "weight W of feature matching (Salimans et al. 2016) on G's loss: W * "
+                                        "||mean f(x) - mean f(G(z))||^2, f the features D's last layer sees; 0 "
+                                        "disables it", range=(0, None, False, False))
+    feature_matching_only: bool = _opt(False, "G's loss is feature matching alone, with no adversarial term, as in "
+                                              "the paper; needs --feature-matching W > 0")
     epochs: int = _opt(20, "passes over the training data (the only recipe option --resume may change)",
                        range=(1, None, False, False))
     schema_version: int = _opt(RECIPE_SCHEMA_VERSION, "the recipe's schema version", cli=False)
@@ -84,6 +89,11 @@ class Recipe:
             problems.append(f"EMA decay must be in [0, 1), got {self.ema_decay}")
         if not self.mode_seeking >= 0:
             problems.append(f"the mode-seeking weight must be >= 0, got {self.mode_seeking}")
+        if not self.feature_matching >= 0:
+            problems.append(f"the feature-matching weight must be >= 0, got {self.feature_matching}")
+        elif self.feature_matching_only and self.feature_matching == 0:
+            problems.append("feature matching only (--feature-matching-only) needs a feature-matching weight "
+                            "(--feature-matching W with W > 0); with W = 0 G would have no loss to learn from")
         if self.fake_labels not in FAKE_LABELS:
             problems.append(f"fake labels {self.fake_labels!r} is not one of {', '.join(FAKE_LABELS)}")
         if self.epochs < 1:
