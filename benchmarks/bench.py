@@ -27,8 +27,10 @@ from gantool.benchmarks.engines import (
     Engine,
     Skip,
     Sources,
+    bench_runs,
     feeds_for,
     make_engine,
+    split_label,
 )
 from gantool.contract import MAX_BATCH
 from gantool.errors import GantoolError
@@ -86,16 +88,8 @@ def resolve_sources(model: str) -> tuple[Sources, Any]:
 
     p = Path(model)
     if p.suffix == ".plan":
-        from gantool.runtime.backends.trt import read_sidecar
-
-        src = Sources(model=model, plan=p)
-        side = read_sidecar(p)
-        if Path(str(side.get("source_onnx", ""))).is_file():
-            src.onnx["fp32"] = Path(side["source_onnx"])
-        else:
-            raise GantoolError(f"{model}: its source ONNX {side.get('source_onnx')!r} is gone, and the bench compares "
-                               f"every engine on that graph.", note="bench the .onnx file or the zoo name instead.")
-    elif p.suffix in (".pt", ".safetensors"):
+        return plan_sources(p)
+    if p.suffix in (".pt", ".safetensors"):
         from gantool.export.run import run_export
         from gantool.paths import cache_dir
 
@@ -112,6 +106,45 @@ def resolve_sources(model: str) -> tuple[Sources, Any]:
     if meta.precision != "fp32":
         raise GantoolError(f"{src.onnx['fp32']} is a {meta.precision} graph; the bench derives every variant from "
                            f"the fp32 export.", note="bench the fp32 .onnx file or the zoo name.")
+    src.form = meta.graph
+    return src, meta
+
+
+def plan_sources(plan: Path) -> tuple[Sources, Any]:
+    """A .plan's sources: the plan itself (its metadata from the sidecar, no TensorRT needed) and, for
+    the engines that run an fp32 ONNX (runtime, ort, ...), the sidecar's source_onnx, only while it
+    exists, its sha256 is the sidecar's source_onnx_sha256 and it is the same model's fp32 graph. A
+    source that fails any of these is kept under its own precision or dropped, and those engines are
+    then skipped with the reason (Sources.no_fp32)."""
+    from gantool.contract import read_metadata
+    from gantool.export.trt import sha256_file
+    from gantool.runtime.backends import open_backend
+    from gantool.runtime.backends.trt import read_sidecar
+
+    side = read_sidecar(plan)
+    props = side.get("metadata")
+    meta = read_metadata(props if isinstance(props, dict) else {}, str(plan))
+    src = Sources(model=str(plan), plan=plan)
+    source, digest = side.get("source_onnx"), side.get("source_onnx_sha256")
+    hint = "bench its fp32 .onnx or the zoo name for them"
+    if not isinstance(source, str) or not Path(source).is_file():
+        src.no_fp32 = f"the plan's source ONNX {source!r} is gone; {hint}"
+    elif not isinstance(digest, str) or sha256_file(source) != digest:
+        src.no_fp32 = (f"{source} is no longer the graph the plan was built from (its sha256 differs from the "
+                       f"sidecar's source_onnx_sha256); {hint}")
+    else:
+        probe_backend = open_backend(source, "ort", 1)
+        try:
+            found = probe_backend.generator_metadata()
+        finally:
+            probe_backend.deactivate()
+        if found.spec != meta.spec:
+            src.no_fp32 = f"the plan's source ONNX {source} is another model than its sidecar says; {hint}"
+        elif found.precision != "fp32":
+            src.onnx[found.precision] = Path(source)  # under its own precision, never as the fp32 graph
+            src.no_fp32 = f"the plan's source ONNX {Path(source).name} is the {found.precision} graph; {hint}"
+        else:
+            src.onnx["fp32"], src.form = Path(source), found.graph
     return src, meta
 
 
@@ -177,6 +210,17 @@ def parse_engines(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def parse_graphs(text: str) -> list[str]:
+    """--graph: the comma-separated graph forms GPU engines run (export/trt.py GPU_GRAPHS)."""
+    from gantool.export.trt import GPU_GRAPHS
+
+    names = list(dict.fromkeys(g.strip() for g in text.split(",") if g.strip()))
+    bad = [g for g in names if g not in GPU_GRAPHS]
+    if not names or bad:
+        raise GantoolError(f"--graph {text!r}: allowed: a comma-separated list of {', '.join(GPU_GRAPHS)}.")
+    return names
+
+
 def script_options(models: list[str], batches: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The options of the side-by-side scripts in benchmarks/ (lowering.py, overhead.py)."""
 
@@ -205,7 +249,8 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
     meta = json.dumps(spec.to_dict())
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "gantool.benchmarks.probe", engine, src.model, str(src.onnx["fp32"]),
+    onnx = json.dumps({"onnx": {k: str(v) for k, v in src.onnx.items()}, "form": src.form, "no_fp32": src.no_fp32})
+    r = subprocess.run([sys.executable, "-m", "gantool.benchmarks.probe", engine, src.model, onnx,
                         str(threads), ",".join(map(str, batches)), meta, precision, "1" if pinned else "0"],
                        capture_output=True, text=True, env=env,
                        timeout=600)
@@ -218,7 +263,9 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
 
 
 def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
-              cold: bool = True, show_progress: bool = True, precision: str = "fp32") -> BenchResult:
+              cold: bool = True, show_progress: bool = True, precision: str = "fp32",
+              graphs: list[str] | None = None) -> BenchResult:
+    """graphs: the graph forms GPU engines run, each its own row (ENGINE-FORM beyond plain) [default: plain]."""
     from gantool.benchmarks.roofline import (
         machine_info,
         matmul_peak,
@@ -227,7 +274,7 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
     )
     from gantool.runtime.variants import check_precision
 
-    engines = parse_engines(",".join(engines))
+    engines = bench_runs(parse_engines(",".join(engines)), parse_graphs(",".join(graphs or ["plain"])))
     parse_batches(",".join(map(str, batches)))
     check_precision(precision)
     pinned = threads is not None
@@ -257,7 +304,7 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
             e.close()
     peak, stream = matmul_peak(threads), weight_stream_gb_per_s(threads)
     flops = meta.flops_per_sample
-    weights = _weight_bytes(src.onnx["fp32"])
+    weights = _weight_bytes(src.onnx.get("fp32"))
     best = max(peak.values())
     peaks = {"fp32": best, **reduced_precision_peaks(threads)}
     res.roofline = {"matmul_gflops": peak, "peak_gflops": best, "peak_gflops_by_precision": peaks,
@@ -273,7 +320,7 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
             st.share_of_peak = st.images_per_s * flops / (peaks[st.precision] * 1e9)
     if cold:
         for name in ready:
-            if name == "trt":
+            if split_label(name)[0] == "trt":
                 continue
             res.cold_start[name] = probe(name, src, spec, threads, batches, precision, pinned)
             for st in res.stats:
@@ -294,10 +341,10 @@ def _engine_precision(res: BenchResult, engine: str, batch: int) -> str:
     return ENGINE_PRECISION.get(engine, "fp32")
 
 
-def _weight_bytes(path: Path) -> int | None:
-    """Bytes of the graph's weights, counted with onnx (the bench extra); None in a runtime-only install."""
-    
-    if not installed("onnx"):
+def _weight_bytes(path: Path | None) -> int | None:
+    """Bytes of the graph's weights, counted with onnx (the bench extra); None in a runtime-only install
+    or without an fp32 graph (a .plan whose source is gone)."""
+    if path is None or not installed("onnx"):
         return None
     from gantool.export.flops import weight_bytes
 
@@ -358,18 +405,26 @@ def derived_figures(res: BenchResult) -> dict[str, Any]:
     return d
 
 
+def _num(value: Any, fmt: str, missing: str = "-") -> str:
+    """A figure formatted, or `missing` where it was not measured (None): a table never prints None."""
+    return missing if value is None else format(value, fmt)
+
+
 def table(res: BenchResult) -> str:
     r = res.roofline
     floor = f"batch-1 floor {r['batch1_floor_ms']:.4f} ms" if r.get("batch1_floor_ms") else "no FLOP count recorded"
     m = res.machine
     lines = [f"{res.model}: {(r.get('flops_per_sample') or 0) / 1e6:.1f} MFLOP/sample; matmul peak "
-             f"{r['peak_gflops']:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in r['matmul_gflops'].items())}); "
+             f"{_num(r.get('peak_gflops'), '.0f')} GFLOP/s "
+             f"({', '.join(k + ' ' + _num(v, '.0f') for k, v in r['matmul_gflops'].items())}); "
              f"{floor}; {res.threads} thread{'s' if res.threads != 1 else ''}",
-             f"machine: {m.get('cpu_model')} ({m.get('cpus')} cpus; {' '.join(m.get('cpu_flags', [])) or 'no AVX'})",
+             f"machine: {m.get('cpu_model') or 'unknown CPU'} ({_num(m.get('cpus'), 'd')} cpus; "
+             f"{' '.join(m.get('cpu_flags') or []) or 'no AVX'})",
              *([(f"weights {r['weight_bytes'] / 2 ** 20:.2f} MiB, which a batch-1 MatMul streams at "
                  f"{r['weight_stream_gb_per_s']:.0f} GB/s: {r['batch1_weight_stream_ms']:.4f} ms per call")]
                if r.get("batch1_weight_stream_ms") else []),
-             *([("peak by precision: " + ", ".join(f"{k} {v:.0f}" for k, v in r["peak_gflops_by_precision"].items())
+             *([("peak by precision: " + ", ".join(f"{k} {_num(v, '.0f')}"
+                                                   for k, v in r["peak_gflops_by_precision"].items())
                  + " GFLOP/s (%peak: of the precision each engine computes in)")]
                if r.get("peak_gflops_by_precision") else []),
              f"{'engine':<14}{'prec':>5}{'batch':>6}{'min ms':>10}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}"
@@ -390,8 +445,11 @@ def table(res: BenchResult) -> str:
         if "error" in c:
             lines.append(f"cold start {name}: failed ({c['error']})")
         else:
-            lines.append(f"cold start {name}: {c['cold_start_s']:.3f} s (import+load {c['import_and_load_s']:.3f} s, "
-                         f"first sample {c['first_sample_s'] * 1e3:.1f} ms; process wall {c['process_wall_s']:.2f} s)")
+            first = c.get("first_sample_s")
+            lines.append(f"cold start {name}: {_num(c.get('cold_start_s'), '.3f')} s (import+load "
+                         f"{_num(c.get('import_and_load_s'), '.3f')} s, first sample "
+                         f"{_num(None if first is None else first * 1e3, '.1f')} ms; process wall "
+                         f"{_num(c.get('process_wall_s'), '.2f')} s)")
     for name, why in res.skipped.items():
         lines.append(f"skipped {name}: {why}")
     for k, v in res.derived.items():

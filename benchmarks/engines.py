@@ -16,6 +16,9 @@ from gantool.runtime.backends import Backend, open_backend
 
 ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "openvino-bf16", "torch",
            "torch-bf16", "torch-compile", "trt", "ort-cuda", "ort-trt")
+# GPU engines run the graph form --graph names (plain by default, export/trt.py GPU_GRAPHS); a form other
+# than plain is reported as ENGINE-FORM (trt-lowered). CPU engines keep their own graphs.
+GPU_ENGINES = ("trt", "ort-cuda", "ort-trt")
 # What each engine computes in, for its share of that precision's peak (the runtime's: what it chose)
 ENGINE_PRECISION = {"ort-fp16": "fp16", "ort-int8": "int8", "openvino-bf16": "bf16", "torch-bf16": "bf16"}
 
@@ -44,11 +47,62 @@ class Sources:
     model: str
     onnx: dict[str, Path] = field(default_factory=dict)  # precision -> file
     plan: Path | None = None
+    form: str | None = None  # the graph form of onnx["fp32"] (its metadata's gantool.graph)
+    no_fp32: str = "no fp32 ONNX"  # why onnx has no "fp32" (a .plan whose source is gone, changed or fp16)
 
-    def variant(self, precision: str) -> Path:
-        if precision not in self.onnx:
-            self.onnx[precision] = _make_variant(self, precision)
-        return self.onnx[precision]
+    def fp32(self) -> Path:
+        """The fp32 graph the ONNX engines run; a Skip with the reason where there is none."""
+        if "fp32" not in self.onnx:
+            raise Skip(self.no_fp32)
+        return self.onnx["fp32"]
+
+    def graph(self, form: str) -> Path:
+        """The fp32 graph of this form (a GPU engine's source): the given one where it is that form, else
+        re-exported from the weights; a Skip with the reason where there are none."""
+        if self.form == form:
+            return self.fp32()
+        from gantool.export.trt import export_options
+
+        path = _reexport(self, form, **export_options(form))
+        if path is None:
+            given = f"{self.model} is a {self.form} graph (bench it with --graph {self.form})" if self.form \
+                else self.no_fp32
+            raise Skip(f"needs PyTorch weights (a zoo name or checkpoint, and the train extra) to export the {form} "
+                       f"graph; {given}")
+        return path
+
+    def variant(self, precision: str, form: str | None = None) -> Path:
+        """onnx[precision], derived from the fp32 graph (of `form` where given) on first use."""
+        key = precision if form is None or form == self.form else f"{form}.{precision}"
+        if key not in self.onnx:
+            self.onnx[key] = _make_variant(self, precision, None if key == precision else self.graph(str(form)))
+        return self.onnx[key]
+
+
+def split_label(label: str) -> tuple[str, str | None]:
+    """A bench row's label -> (engine, graph form): "trt-lowered" -> ("trt", "lowered"), "trt" -> ("trt",
+    "plain"); CPU engines -> (name, None), their own graphs."""
+    from gantool.export.trt import DEFAULT_GPU_GRAPH, GPU_GRAPHS
+
+    for engine in GPU_ENGINES:
+        if label == engine:
+            return engine, DEFAULT_GPU_GRAPH
+        for form in GPU_GRAPHS:
+            if label == f"{engine}-{form}" and form != DEFAULT_GPU_GRAPH:
+                return engine, form
+    return label, None
+
+
+def bench_label(engine: str, form: str | None) -> str:
+    """split_label's inverse: a GPU engine on a form other than plain is ENGINE-FORM."""
+    from gantool.export.trt import DEFAULT_GPU_GRAPH
+
+    return engine if engine not in GPU_ENGINES or form in (None, DEFAULT_GPU_GRAPH) else f"{engine}-{form}"
+
+
+def bench_runs(engines: list[str], graphs: list[str]) -> list[str]:
+    """The bench's rows: every CPU engine once, every GPU engine once per graph form asked for."""
+    return list(dict.fromkeys(bench_label(e, g) for e in engines for g in (graphs if e in GPU_ENGINES else [None])))
 
 
 def feeds_for(spec: Any, batch: int) -> dict[str, np.ndarray]:
@@ -59,33 +113,34 @@ def feeds_for(spec: Any, batch: int) -> dict[str, np.ndarray]:
     return contract.feeds(make_noise(batch, batch, spec.latent_dim, spec.noise), contract.default_labels(batch))
 
 
-def _make_variant(src: Sources, precision: str) -> Path:
+def _make_variant(src: Sources, precision: str, base: Path | None = None) -> Path:
+    """The precision variant of base [default: the given fp32 graph], cached beside the bench's graphs."""
     from gantool.paths import cache_dir
 
     if not installed("onnx"):
         raise Skip(f"making the {precision} graph needs the export extra (onnx)")
-    base = src.onnx.get("fp32")
-    out = cache_dir() / "bench" / f"{Path(str(base or src.model)).stem}.{precision}.onnx"
-    if out.is_file() and base is not None and out.stat().st_mtime >= base.stat().st_mtime:
+    base = base or src.onnx.get("fp32")
+    if base is None:
+        raise Skip(f"no fp32 ONNX to derive the {precision} graph from: {src.no_fp32}")
+    out = cache_dir() / "bench" / f"{base.stem}.{precision}.onnx"
+    if out.is_file() and out.stat().st_mtime >= base.stat().st_mtime:
         return out
-    if base is not None:  # derive from the given graph, without torch
-        import onnx
+    import onnx  # derive from the given graph, without torch
 
-        from gantool.export.onnx import set_metadata
-        from gantool.export.precision import to_fp16, to_int8
-        from gantool.fileio import atomic_write_bytes
+    from gantool.export.onnx import set_metadata
+    from gantool.export.precision import to_fp16, to_int8
+    from gantool.fileio import atomic_write_bytes
 
-        fp32 = onnx.load(str(base))
-        meta = read_metadata({p.key: p.value for p in fp32.metadata_props}, str(base))
-        if precision == "fp16":
-            model = to_fp16(fp32)
-        else:
-            to_int8(base, out, meta.spec)
-            model = onnx.load(str(out))
-        set_metadata(model, meta.replace(precision=precision))
-        atomic_write_bytes(out, model.SerializeToString())
-        return out
-    raise Skip(f"no fp32 ONNX to derive the {precision} graph from")
+    fp32 = onnx.load(str(base))
+    meta = read_metadata({p.key: p.value for p in fp32.metadata_props}, str(base))
+    if precision == "fp16":
+        model = to_fp16(fp32)
+    else:
+        to_int8(base, out, meta.spec)
+        model = onnx.load(str(out))
+    set_metadata(model, meta.replace(precision=precision))
+    atomic_write_bytes(out, model.SerializeToString())
+    return out
 
 
 def _open(path: Path, engine: str, threads: int, name: str | None = None) -> Engine:
@@ -130,7 +185,7 @@ def _reexport(src: Sources, tag: str, lower: bool = True, fold: bool = True, pha
 
     if src.model.endswith((".onnx", ".plan")) or not installed("torch"):
         return None
-    base = src.onnx["fp32"]
+    base = src.fp32()
     out = cache_dir() / "bench" / f"{Path(src.model).stem}.{tag}.onnx"
     if not (out.is_file() and out.stat().st_mtime >= base.stat().st_mtime):
         from gantool.export.run import run_export
@@ -143,13 +198,13 @@ def openvino_graph(src: Sources) -> Path:
     """OpenVINO's best file: the lowered graph with the phase interleave kept (export/lower.py), which it
     ran faster than the folded one (cdcgan at 256: 21.6 against 29.4 ms); the given graph when there
     are no weights to re-export."""
-    return _reexport(src, "openvino", fold=False) or src.onnx["fp32"]
+    return _reexport(src, "openvino", fold=False) or src.fp32()
 
 
 def phases_graph(src: Sources) -> Path:
     """The graph OpenVINO's bf16 kernels need: every ConvTranspose as phase Convs (its deconvolution kernel
     stays fp32 under bf16; export/lower.py); the given graph when there are no weights to re-export."""
-    return _reexport(src, "phases", phases=True) or src.onnx["fp32"]
+    return _reexport(src, "phases", phases=True) or src.fp32()
 
 
 def plain_graph(src: Sources) -> Path:
@@ -174,36 +229,46 @@ def _runtime(path: Path, threads: int | None, precision: str) -> Engine:
     return Engine("runtime", run, g.close, choice=g.choice)
 
 
-def _trt(src: Sources) -> Engine:
+def _trt(src: Sources, form: str, label: str = "trt") -> Engine:
+    """A given .plan as it is; otherwise an fp16 engine built (and cached) from the fp32 graph of `form`."""
     if not installed("tensorrt"):
         raise Skip("TensorRT is not installed (the trt extra needs an NVIDIA GPU)")
     plan = src.plan
+    if plan is not None and label != "trt":
+        raise Skip(f"{src.model} is a built engine; its graph form is the one it was built from")
     if plan is None:
+        base = src.graph(form)
         from gantool.export.trt import Profile, plan_cache_name, run_build, sha256_file
         from gantool.paths import cache_dir
         from gantool.runtime.backends.trt import cuda_device, import_tensorrt
 
         # keyed by TensorRT version, GPU kind and source graph: a cached engine never outlives any of them
         name = plan_cache_name(Path(src.model).stem, "fp16", import_tensorrt().__version__, cuda_device()[1],
-                               sha256_file(src.onnx["fp32"]))
+                               sha256_file(base))
         plan = cache_dir() / "bench" / name
         if not plan.is_file():
-            run_build(str(src.onnx["fp32"]), str(plan), "fp16", Profile(1, 64, 1024))
-    return _open(plan, "trt", 1)  # infer() synchronises the stream
+            run_build(str(base), str(plan), "fp16", Profile(1, 64, 1024))
+    return _open(plan, "trt", 1, label)  # infer() synchronises the stream
 
 
-def make_engine(name: str, src: Sources, threads: int, precision: str = "fp32", pinned: bool = True) -> Engine:
-    """pinned: the thread count was given (the runtime then skips tuning); precision: the runtime's."""
+def make_engine(label: str, src: Sources, threads: int, precision: str = "fp32", pinned: bool = True) -> Engine:
+    """label: an engine name, or ENGINE-FORM for a GPU engine on another graph form (split_label);
+    pinned: the thread count was given (the runtime then skips tuning); precision: the runtime's."""
+    name, form = split_label(label)
+    if form is not None:  # a GPU engine, on the graph form asked for (plain by default)
+        if name == "ort-cuda":
+            return _open(src.graph(form), name, threads, label)
+        if name == "ort-trt":  # TensorRT 11 takes the strongly typed fp16 graph; engines are cached
+            return _open(src.variant("fp16", form), name, threads, label)
+        return _trt(src, form, label)
     if name == "runtime":
-        return _runtime(src.onnx["fp32"], threads if pinned else None, precision)
-    if name in ("ort", "ort-cuda"):  # the runtime's own backend on its own file, without the Generator around it
-        return _open(src.onnx["fp32"], name, threads)
+        return _runtime(src.fp32(), threads if pinned else None, precision)
+    if name == "ort":  # the runtime's own backend on its own file, without the Generator around it
+        return _open(src.fp32(), name, threads)
     if name == "ort-plain":
         return _open(plain_graph(src), "ort", threads, name)
     if name in ("ort-fp16", "ort-int8"):
         return _open(src.variant(name[4:]), "ort", threads, name)
-    if name == "ort-trt":  # TensorRT 11 takes the strongly typed fp16 graph; engines are cached
-        return _open(src.variant("fp16"), name, threads)
     if name == "openvino":
         return _open(openvino_graph(src), name, threads)
     if name == "openvino-bf16":  # bf16 inference precision, on the graph whose every layer it runs in bf16
@@ -213,6 +278,4 @@ def make_engine(name: str, src: Sources, threads: int, precision: str = "fp32", 
             raise Skip(str(e).split(" Note:")[0]) from None
     if name in ("torch", "torch-compile", "torch-bf16"):
         return _torch(src, threads, compiled=name == "torch-compile", bf16=name == "torch-bf16")
-    if name == "trt":
-        return _trt(src)
     raise GantoolError(f"unknown engine {name!r}; allowed: {', '.join(ENGINES)}.")

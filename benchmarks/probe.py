@@ -1,8 +1,8 @@
 """Cold start and peak memory of one engine, measured in a fresh process:
 
-    python -m gantool.benchmarks.probe ENGINE MODEL FP32_ONNX THREADS BATCHES SPEC_JSON [PRECISION PINNED]
+    python -m gantool.benchmarks.probe ENGINE MODEL ONNX THREADS BATCHES SPEC_JSON [PRECISION PINNED]
 
-prints one JSON line: seconds to import+load, to the first 1-image sample, and the peak RSS after each batch.
+ONNX: the fp32 file, or JSON {"onnx": {precision: file}, "form": graph form}; prints one JSON line: seconds to import+load, to the first 1-image sample, and the peak RSS after each batch.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json  # noqa: E402
 import resource  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -33,7 +34,9 @@ def main() -> None:
     from gantool.benchmarks.engines import Sources, feeds_for, make_engine
     from gantool.spec import ModelSpec
 
-    src = Sources(model=model, onnx={"fp32": Path(onnx_path)})  # the parent checked its metadata
+    files: dict[str, Any] = json.loads(onnx_path) if onnx_path.startswith("{") else {"onnx": {"fp32": onnx_path}}
+    src = Sources(model=model, onnx={k: Path(v) for k, v in files["onnx"].items()},  # the parent checked them
+                  form=files.get("form"), no_fp32=str(files.get("no_fp32", "no fp32 ONNX")))
     precision, pinned = (sys.argv[7], sys.argv[8] == "1") if len(sys.argv) > 8 else ("fp32", True)
     eng = make_engine(engine, src, int(threads), precision, pinned)  # the runtime reads its cached choice
     t_load = time.perf_counter()

@@ -7,10 +7,9 @@ relative error against a named tolerance; all mismatches are gathered before a t
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
 
 from gantool.contract import (
     CLASS_WEIGHTS,
@@ -26,6 +25,9 @@ from gantool.errors import GantoolError
 from gantool.noise import make_noise
 from gantool.runtime.backends.base import Backend, infer_split
 from gantool.spec import ModelSpec
+
+if TYPE_CHECKING:  # torch only for torch_reference: compare() and the cases run without it (gantool compare)
+    import torch
 
 
 PARITY_BATCHES = (1, 2, 7, 64, 1024)
@@ -138,6 +140,8 @@ Reference = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
 
 
 def torch_reference(g: torch.nn.Module) -> Reference:
+    import torch
+
     g = g.eval()
 
     def run(z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:

@@ -29,12 +29,18 @@ from gantool.runtime.backends.trt import (
     sidecar_path,
 )
 
-__all__ = ["Profile", "TensorRTMissing", "build_plan", "builder_flags_cleared", "engine_precision",
-           "graph_precision", "import_tensorrt", "keyed_cache_path", "plan_cache_name", "run_build"]
+__all__ = ["DEFAULT_GPU_GRAPH", "GPU_GRAPHS", "Profile", "TensorRTMissing", "build_plan", "builder_flags_cleared",
+           "engine_precision", "export_options", "graph_precision", "import_tensorrt", "keyed_cache_path",
+           "plan_cache_name", "run_build"]
 
 log = logging.getLogger(__name__)
 WORKSPACE_BYTES = 1 << 30
 ENGINE_PRECISIONS = ("fp16", "fp32")
+# The graph forms a GPU engine is built from (export/onnx.py graph_form). plain, the default: torch's own
+# ConvTranspose, which TensorRT and cuDNN run natively; lowered: export/lower.py's Gemm + phase Convs +
+# DepthToSpace rewrite, which is faster on ONNX Runtime's CPU kernels only.
+GPU_GRAPHS = ("plain", "lowered")
+DEFAULT_GPU_GRAPH = "plain"
 QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "DynamicQuantizeLinear"}
 
 
@@ -48,6 +54,13 @@ class Profile:
         if not 1 <= self.min_batch <= self.opt_batch <= self.max_batch:
             raise GantoolError(f"the batch profile needs 1 <= min <= opt <= max; got min {self.min_batch}, "
                                f"opt {self.opt_batch}, max {self.max_batch}.")
+
+
+def export_options(graph: str) -> dict[str, bool]:
+    """run_export's options for a GPU engine's source graph form."""
+    if graph not in GPU_GRAPHS:
+        raise GantoolError(f"unknown graph form {graph!r} for a GPU engine; allowed: {', '.join(GPU_GRAPHS)}.")
+    return {"lower": graph == "lowered"}
 
 
 def sha256_file(path: str | Path) -> str:
@@ -194,11 +207,12 @@ def build_plan(onnx_path: str | Path, plan_path: str | Path, profile: Profile, m
 
 def run_build(model: str, output: str | None, precision: str | None, profile: Profile,
               timing_cache: str | None = None, verbose: bool = False,
-              reference: str | None = None) -> tuple[Path, dict[str, Any], Any]:
+              reference: str | None = None, graph: str | None = None) -> tuple[Path, dict[str, Any], Any]:
     """`gantool build --engine trt`: export once (unless given an .onnx), build, then check the engine
     against ONNX Runtime on an fp32 graph. precision None: fp16 for a zoo name or checkpoint, an .onnx's
     own. reference (an .onnx --model only): the fp32 ONNX, checkpoint or zoo name the engine is checked
-    against [default: the .onnx itself, when it is fp32]. Returns (plan path, sidecar, parity report)."""
+    against [default: the .onnx itself, when it is fp32]. graph (a zoo name or checkpoint only): the form
+    exported for the engine [default: plain, GPU_GRAPHS]. Returns (plan path, sidecar, parity report)."""
     import tempfile
 
     from gantool.export.parity import ParityError, compare_backend
@@ -209,6 +223,9 @@ def run_build(model: str, output: str | None, precision: str | None, profile: Pr
         raise GantoolError(f"unknown engine precision {precision!r}; allowed: {', '.join(ENGINE_PRECISIONS)}.")
     with tempfile.TemporaryDirectory(prefix="gantool-build-") as tmp:
         if model.endswith(".onnx"):
+            if graph is not None:
+                raise GantoolError(f"--graph sets the form a zoo name or checkpoint is exported in; {model} is "
+                                   f"already a graph; allowed: --graph only without an .onnx --model.")
             if not Path(model).is_file():
                 raise GantoolError(f"--model {model}: no such ONNX file.")
             given = Path(model)
@@ -221,7 +238,9 @@ def run_build(model: str, output: str | None, precision: str | None, profile: Pr
                                    f"export; allowed: --reference only with --model FILE.onnx.")
             from gantool.export.run import run_export
 
-            fp32 = run_export(model, str(Path(tmp) / "model.onnx"), precision="fp32")  # one export, one parity run
+            # one export, one parity run; the unlowered graph by default (ConvTranspose runs natively on a GPU)
+            fp32 = run_export(model, str(Path(tmp) / "model.onnx"), precision="fp32",
+                              lower=export_options(graph or DEFAULT_GPU_GRAPH)["lower"])
             given, meta = fp32.path, fp32.metadata
             precision = precision or "fp16"
             convert = precision == "fp16"

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from gantool.cli import exporting, sampling, serving, training  # noqa: F401  (each registers its commands)
+from gantool.cli import comparing, exporting, sampling, serving, training  # noqa: F401  (each registers its commands)
 from gantool.cli.app import cli
 from gantool.errors import GantoolError
 

@@ -124,6 +124,9 @@ def _export_variants(model: str, fmt: str, precision: str, opset: int, lower: bo
               help="for an .onnx --model: the fp32 ONNX, zoo name or checkpoint the engine's parity is checked "
                    "against [default: the .onnx itself when it is fp32, else refused; a zoo name or checkpoint "
                    "is checked against its own fp32 export]")
+@click.option("--graph", type=click.Choice(["plain", "lowered"]), default=None,
+              help="for a zoo name or checkpoint: the graph form exported for the engine: plain (torch's "
+                   "ConvTranspose, which TensorRT runs natively) or lowered (the CPU rewrite) [default: plain]")
 @click.option("--min-batch", type=click.IntRange(min=1), default=1, show_default=True, help="profile: smallest batch")
 @click.option("--opt-batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="profile: the batch TensorRT tunes for")
@@ -133,13 +136,14 @@ def _export_variants(model: str, fmt: str, precision: str, opset: int, lower: bo
                    "the TensorRT version and GPU kind before its suffix (gantool.trt10.12.0-sm90.timing-cache)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="[default: ./NAME.PRECISION.plan]")
 @click.option("--verbose", is_flag=True, help="the TensorRT builder's log")
-def build_cmd(engine: str, model: str, precision: str | None, reference: str | None, min_batch: int,
-              opt_batch: int, max_batch: int, timing_cache: str, output: str | None, verbose: bool) -> None:
+def build_cmd(engine: str, model: str, precision: str | None, reference: str | None, graph: str | None,
+              min_batch: int, opt_batch: int, max_batch: int, timing_cache: str, output: str | None,
+              verbose: bool) -> None:
     """Build a TensorRT engine (strongly typed) and check it against an fp32 ONNX Runtime reference."""
     from gantool.export.trt import Profile, import_tensorrt, run_build
 
     profile = Profile(min_batch, opt_batch, max_batch)
     import_tensorrt()  # exit 2 with an install hint before any export work
-    plan, sidecar, report = run_build(model, output, precision, profile, timing_cache, verbose, reference)
+    plan, sidecar, report = run_build(model, output, precision, profile, timing_cache, verbose, reference, graph)
     click.echo(report.text())
     click.echo(f"wrote {plan} (+ {plan.name}.json) TensorRT {sidecar['tensorrt_version']} on {sidecar['gpu']}")

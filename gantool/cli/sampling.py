@@ -155,6 +155,10 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
               help="comma-separated: runtime, ort, ort-plain, ort-fp16, ort-int8, openvino, torch, torch-compile, "
                    "trt, ort-cuda, ort-trt")
 @click.option("--model", required=True, metavar="FILE|NAME", help="zoo name, checkpoint, .onnx or .plan")
+@click.option("--graph", "graphs", default="plain", show_default=True,
+              help="GPU engines (trt, ort-cuda, ort-trt): the graph form(s) they run, comma-separated: plain "
+                   "(torch's ConvTranspose, which TensorRT runs natively), lowered (the CPU rewrite); each form "
+                   "other than plain is its own row, ENGINE-FORM (trt-lowered)")
 @click.option("--batch", "batches", default="1,8,64,256", show_default=True,
               help=f"comma-separated batch sizes, each 1..{MAX_BATCH}")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -165,24 +169,25 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
 @click.option("--no-cold-start", is_flag=True, help="skip the fresh-process cold start and peak memory probe")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the results here")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG plot (needs the bench extra)")
-def bench_cmd(engines: str, model: str, batches: str, threads: int | None, precision: str, rounds: int,
+def bench_cmd(engines: str, model: str, graphs: str, batches: str, threads: int | None, precision: str, rounds: int,
               no_cold_start: bool, json_path: str | None, output: str | None) -> None:
     """Latency and throughput of engines side by side, interleaved, with the roofline."""
     from gantool.benchmarks.bench import (
         parse_batches,
         parse_engines,
+        parse_graphs,
         plot,
         run_bench,
         table,
     )
 
-    names, sizes = parse_engines(engines), parse_batches(batches)
+    names, sizes, forms = parse_engines(engines), parse_batches(batches), parse_graphs(graphs)
     if precision != "fp32" and "runtime" not in names:
         raise GantoolError(f"--precision sets what the runtime engine may run in, and --engine {engines} has no "
                            f"runtime; add it, or use ort-int8 / openvino-bf16 / torch-bf16 for fixed precisions.")
     refuse_overwrite({"--json": json_path, "-o": output}, {"--model": model})
     refuse_overwrite({"-o": output}, {"--json": json_path})  # the plot would replace the results
-    res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start, precision=precision)
+    res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start, precision=precision, graphs=forms)
 
     click.echo(table(res))
     if output:

@@ -504,3 +504,31 @@ def test_the_trt_extra_needs_cuda_python_12_6_1_and_the_stream_is_passed_as_its_
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
              and n.func.attr == "execute_async_v3"]
     assert len(calls) == 1 and ast.unparse(calls[0].args[0]) == "int(self.stream)"
+
+
+# --- 4. GPU engines build from the unlowered graph ------------------------------------------------------
+@pytest.mark.parametrize("args, lower, graph", [([], False, "plain"), (["--graph", "lowered"], True, "lowered")])
+def test_a_zoo_name_builds_from_the_plain_graph_by_default(args, lower, graph, fake_trt, tmp_path, capsys,
+                                                          monkeypatch):
+    import shutil
+
+    import gantool.export.run as export_run
+    from gantool.runtime.backends.ort import OrtBackend
+
+    exported = []
+
+    def run_export(model, output, precision="fp32", **options):  # the shipped graphs stand in for the export
+        exported.append(options)
+        shutil.copy(WEIGHTS_DIR / ("cdcgan.plain.onnx" if not options.get("lower", True) else "cdcgan.onnx"), output)
+        with OrtBackend(output) as b:
+            return SimpleNamespace(path=Path(output), metadata=b.generator_metadata())
+
+    monkeypatch.setattr(export_run, "run_export", run_export)
+    assert main(["build", "--model", "cdcgan", "--precision", "fp32", *args]) == 0, capsys.readouterr().err
+    side = json.loads((tmp_path / "cdcgan.fp32.plan.json").read_text())
+    assert exported == [{"lower": lower}] and side["metadata"]["gantool.graph"] == graph
+
+
+def test_graph_is_refused_for_an_onnx_model(fake_trt, capsys):
+    err = one_line_error(capsys, 1, ["build", "--model", str(CDCGAN), "--graph", "plain"])
+    assert "--graph sets the form a zoo name or checkpoint is exported in" in err
