@@ -49,7 +49,8 @@ class ExportResult:
         return self.metadata.precision
 
     def text(self) -> str:
-        parts = [r.text() for r in self.parity]
+        parts = [f"{self.path}:"] if self.companions else []
+        parts += [r.text() for r in self.parity]
         parts += [c.text() for c in self.checks]
         parts += [f"{c.path}:\n{c.text()}" for c in self.companions]
         return "\n".join(parts)
@@ -103,16 +104,19 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
     if precision not in EXPORT_PRECISIONS:
         raise GantoolError(f"unknown precision {precision!r}; allowed: {', '.join(EXPORT_PRECISIONS)}.")
     spec, g = load_generator(model)
-    if condition == CLASS_WEIGHTS and (precision != "fp32" or not spec.conditional):
-        raise GantoolError(f"--mix writes the fp32 class-weight graph of a conditional model; {spec.arch} "
-                           f"{'in ' + precision if spec.conditional else 'is unconditional'}.",
-                           note="drop --precision (the mix graph is fp32), or pick a conditional model.")
+    if condition == CLASS_WEIGHTS and not spec.conditional:
+        raise GantoolError(f"--mix writes a conditional model's class-weight graph, but {spec.arch} is unconditional.",
+                           note="pick a conditional model: cgan, cdcgan, cwgan or cgan-in.")
+    if condition == CLASS_WEIGHTS and precision != "fp32":
+        raise GantoolError(f"--mix writes the class-weight graph in fp32 only, not {precision}.",
+                           note="drop --precision.")
     path = output_path(output, spec.arch, precision, condition)
     refuse_overwrite({"-o": path}, {"--model": model})
     if path.is_dir():
         raise GantoolError(f"-o {path} is a folder; allowed: a file path, or a folder with a trailing slash.")
     remove_stale_temps(path.parent if str(path.parent) else ".", path.name)
-    log.info("exporting %s (opset %d, %s graph) ...", spec.arch, opset, graph_form(lower, fold, phases))
+    log.info("exporting %s%s (opset %d, %s graph) ...", spec.arch,
+             "'s class-weight graph" if condition == CLASS_WEIGHTS else "", opset, graph_form(lower, fold, phases))
     family = family or weights_digest(spec, g)  # every export names its weights: a mix graph finds its model
     fp32_model, meta = export_onnx(spec, g, opset=opset, lower=lower, fold=fold, phases=phases, condition=condition)
     ref = torch_reference(g)

@@ -146,10 +146,12 @@ def check_class_weights(weights: Any, num_classes: int) -> np.ndarray:
     """(B, K) float32 class weights, or ValueError saying what is wrong: every row a convex combination
     of one-hot rows (finite, non-negative, summing to 1 within WEIGHT_SUM_TOL). Torch-free: the runtime
     and the server check alike."""
-    try:
-        w = np.asarray(weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"class weights must be numbers, shape (n, {num_classes})") from None
+    raw = np.asarray(weights)
+    if raw.size == 0:
+        raise ValueError(f"class weights have no rows; give one row of {num_classes} weights per image")
+    if raw.dtype.kind not in "iuf":  # strings and booleans are not weights, though numpy would convert them
+        raise ValueError(f"class weights must be numbers, shape (n, {num_classes}), got dtype {raw.dtype}")
+    w = raw.astype(np.float64)
     if w.ndim == 1:
         w = w.reshape(1, -1)
     if w.ndim != 2 or w.shape[1] != num_classes or w.shape[0] < 1:

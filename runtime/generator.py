@@ -255,7 +255,7 @@ class Generator:
         if not path.is_file():
             raise SampleError(f"class weights need the class-weight graph {path.name}, which is not beside "
                               f"{Path(self.source).name}.", note=hint)
-        engine = self.backend.engine if self.backend.engine.startswith("ort") else "auto"  # a .plan: ORT beside it
+        engine = "auto" if self.backend.engine == "trt" else self.backend.engine  # a .plan: ONNX Runtime beside it
         mix = open_backend(path, engine, self.backend.threads)
         meta = mix.generator_metadata()
         same = meta.family is not None and meta.family == self.metadata.family and meta.spec == self.spec
@@ -285,11 +285,14 @@ class Generator:
         weights moving from class a to class b in `steps` (both ends included: the first column is a's
         image, the last b's)."""
         if not self.spec.conditional:
-            raise SampleError(f"{self.spec.arch} is unconditional: interpolate() morphs between the classes of a "
-                              f"conditional model (interpolate_z walks between noise vectors).")
+            raise SampleError(f"{self.spec.arch} is unconditional: class interpolation needs a conditional model "
+                              f"(a noise walk, interpolate_z / --interpolate-z, works for any).")
         steps, rows = self._positive(steps, "steps", 2), self._positive(rows, "rows", 1)
         ends = self.check_labels([a, b])
-        self._count(rows * steps)
+        if ends[0] == ends[1]:
+            raise SampleError(f"the two classes are both {ends[0]}: nothing would change along the path; give two "
+                              f"different classes.")
+        self._per_call(rows, steps)
         z = self.inputs(n=rows, labels=np.zeros(rows, np.int64), seed=seed, truncation=truncation)[Z]
         weights = np.tile(class_path(int(ends[0]), int(ends[1]), steps, self.spec.num_classes), (rows, 1))
         return self.sample(z=np.repeat(z, steps, axis=0), class_weights=weights)
@@ -301,7 +304,7 @@ class Generator:
         for uniform z. Each row holds its label fixed: `labels` one for all rows or one per row
         [default: rows cycle 0..K-1]."""
         steps, rows = self._positive(steps, "steps", 2), self._positive(rows, "rows", 1)
-        self._count(rows * steps)
+        self._per_call(rows, steps)
         y = None
         if labels is not None or self.spec.conditional:
             per_row = self.check_labels(np.arange(rows) % self.spec.num_classes if labels is None else labels)
@@ -311,6 +314,11 @@ class Generator:
         ends = self.inputs(n=2 * rows, seed=seed, truncation=truncation)[Z]
         z = np.concatenate([latent_path(ends[2 * r], ends[2 * r + 1], steps, self.spec.noise) for r in range(rows)])
         return self.sample(z=z, labels=y)
+
+    def _per_call(self, rows: int, steps: int) -> None:
+        if rows * steps > self.max_n:
+            raise SampleError(f"rows x steps = {rows} x {steps} = {rows * steps:,} images; allowed: at most "
+                              f"{self.max_n:,} per call.")
 
     @staticmethod
     def _positive(value: Any, name: str, low: int) -> int:

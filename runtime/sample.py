@@ -70,6 +70,9 @@ def run_sample(model: str | Path, output: str, labels: list[int] | None = None, 
         raise GantoolError("--interpolate A:B names its two classes itself; drop --labels.")
     refuse_overwrite({"-o": out}, {"--model": model})
     if interpolate is not None:  # the label graph only opens the way to its mix graph: nothing to tune
+        if load.get("precision", "fp32") != "fp32":
+            raise GantoolError(f"--precision {load['precision']} applies to the label graph; --interpolate runs the "
+                               f"class-weight graph, which is fp32 only: drop --precision.")
         load["tune"] = False
     with Generator.load(model, engine=engine, **load) as g:
         if interpolate is not None:

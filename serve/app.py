@@ -25,7 +25,7 @@ import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
 from starlette.exceptions import HTTPException
 
 from gantool.contract import CLASS_WEIGHTS, GRID_COLUMNS
@@ -64,7 +64,7 @@ class SampleRequest(BaseModel):
     ncol: StrictInt | None = Field(None, ge=1, le=256, description=f"PNG grid columns [default: {GRID_COLUMNS}]")
     truncation: float | None = Field(None, gt=0, le=1, allow_inf_nan=False,
                                      description="keep the central share t of each noise coordinate [default: 1, none]")
-    class_weights: list[list[float]] | None = Field(
+    class_weights: list[list[StrictFloat | StrictInt]] | None = Field(
         None, description="one row of class weights per image instead of labels, each non-negative and summing "
                           "to 1, e.g. [[0, 0, 0, 0.5, 0, 0, 0, 0, 0.5, 0]]: a digit between 3 and 8")
 

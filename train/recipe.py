@@ -89,8 +89,8 @@ class Recipe:
             problems.append(f"EMA decay must be in [0, 1), got {self.ema_decay}")
         if not self.mode_seeking >= 0:
             problems.append(f"the mode-seeking weight must be >= 0, got {self.mode_seeking}")
-        if not self.feature_matching >= 0:
-            problems.append(f"the feature-matching weight must be >= 0, got {self.feature_matching}")
+        if not 0 <= self.feature_matching < float("inf"):
+            problems.append(f"the feature-matching weight must be a finite number >= 0, got {self.feature_matching}")
         elif self.feature_matching_only and self.feature_matching == 0:
             problems.append("feature matching only (--feature-matching-only) needs a feature-matching weight "
                             "(--feature-matching W with W > 0); with W = 0 G would have no loss to learn from")

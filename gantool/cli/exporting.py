@@ -75,7 +75,7 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
         result = run_triton_export(model, output or "model_repository", precision, opset, max_batch, plan,
                                    semantic_samples=samples, lower=lower, seed=seed)
         click.echo(result.text())
-        click.echo(f"wrote Triton model {result.path}")
+        click.echo(f"wrote Triton model {result.path}" + "".join(f" and {c.path}" for c in result.companions))
     else:
         from gantool.export.run import run_export
 

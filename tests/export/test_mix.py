@@ -71,7 +71,7 @@ def test_export_mix_writes_a_checked_class_weight_graph(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--model", "gan", "--mix"], "gan is unconditional"),
-    (["--model", "cgan", "--mix", "--precision", "fp16"], "cgan in fp16"),
+    (["--model", "cgan", "--mix", "--precision", "fp16"], "fp32 only, not fp16"),
     (["--model", "cgan", "--mix", "--variants"], "--variants already includes it"),
     (["--model", "cgan", "--mix", "--format", "triton"], "--variants already includes it"),
 ])

@@ -64,7 +64,10 @@ def test_interpolate_runs_from_one_class_to_the_other_with_one_z_per_row(cdcgan)
     ([[float("nan")] + [0.1] * 9], "finite"),
     ([[float("inf")] + [0.0] * 9], "finite"),
     ([["a"] * 10], "must be numbers"),
-    (np.zeros((0, 10)), "shape (n, 10)"),
+    ([["0.5"] + ["0"] * 9], "must be numbers"),
+    ([[True] + [False] * 9], "must be numbers"),
+    ([], "no rows"),
+    (np.zeros((0, 10)), "no rows"),
     (np.full((2, 2, 10), 0.1), "shape (n, 10)"),
 ])
 def test_bad_class_weights_are_refused_in_one_line(cdcgan, weights, message):
@@ -82,10 +85,14 @@ def test_other_refusals(cdcgan):
         cdcgan.interpolate(3, 10)
     with pytest.raises(SampleError, match="steps must be an integer >= 2"):
         cdcgan.interpolate(3, 8, steps=1)
+    with pytest.raises(SampleError, match="both 3: nothing would change"):
+        cdcgan.interpolate(3, 3)
+    with pytest.raises(SampleError, match="rows x steps = 300 x 300 = 90,000 images; allowed: at most 65,536"):
+        cdcgan.interpolate(3, 8, steps=300, rows=300)
     with Generator.load("gan", tune=False) as gan:
         with pytest.raises(SampleError, match="unconditional; it takes no class weights"):
             gan.sample(class_weights=[[1.0]])
-        with pytest.raises(SampleError, match="unconditional: interpolate"):
+        with pytest.raises(SampleError, match="unconditional: class interpolation needs a conditional model"):
             gan.interpolate(0, 1)
 
 

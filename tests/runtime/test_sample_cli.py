@@ -63,7 +63,9 @@ def test_sample_bad_input_is_one_line(tmp_path, capsys):
                           (["--model", "cdcgan", "--interpolate", "3:8", "--interpolate-z"], "give one"),
                           (["--model", "cdcgan", "--interpolate", "3"], "allowed form A:B"),
                           (["--model", "cdcgan", "--interpolate", "3:10"], "label 10 is out of range"),
-                          (["--model", "gan", "--interpolate", "0:1"], "gan is unconditional: interpolate")):
+                          (["--model", "gan", "--interpolate", "0:1"], "gan is unconditional: class interpolation"),
+                          (["--model", "cgan", "--interpolate", "3:3"], "nothing would change"),
+                          (["--model", "cgan", "--interpolate", "3:8", "--precision", "int8"], "fp32 only")):
         assert main(["sample", *args]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err

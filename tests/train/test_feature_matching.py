@@ -136,8 +136,9 @@ def test_feature_matching_only_without_a_weight_is_refused(capsys, small_mnist, 
     with pytest.raises(GantoolError, match=r"feature matching only \(--feature-matching-only\) needs a "
                                            r"feature-matching weight"):
         Recipe(feature_matching_only=True)
-    with pytest.raises(GantoolError, match="feature-matching weight must be >= 0"):
-        Recipe(feature_matching=-1.0)
+    for bad in (-1.0, float("inf"), float("nan")):  # inf would train into an inf loss at step 1
+        with pytest.raises(GantoolError, match="feature-matching weight must be a finite number >= 0"):
+            Recipe(feature_matching=bad)
     Recipe(feature_matching=0.1, feature_matching_only=True)  # fine
     code = main(["train", "--model", "cdcgan", "--feature-matching-only", "--data-dir", str(small_mnist),
                  "-o", str(tmp_path / "run"), "--max-steps", "1"])
