@@ -192,7 +192,8 @@ def test_outputs_that_would_replace_an_input_are_refused(tmp_path, capsys):
 def test_sample_into_a_folder_or_with_a_wrong_type_is_refused(tmp_path, capsys):
     (tmp_path / "d.png").mkdir()
     for argv, fragment in ((["sample", "--model", "cgan", "-o", str(tmp_path / "d.png")], "is a directory"),
-                           (["sample", "--model", "cgan", "-o", str(tmp_path / "x.gif")], "allowed: .png, .npy")):
+                           (["sample", "--model", "cgan", "-o", str(tmp_path / "x.jpg")], "allowed: .png, .npy, .gif"),
+                           (["sample", "--model", "cgan", "-o", str(tmp_path / "x.gif")], "a .gif plays an interpolation")):
         code = main(argv)
         out, err = capsys.readouterr()
         assert_clean_failure(code, out, err, fragment)
