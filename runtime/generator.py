@@ -188,11 +188,10 @@ class Generator:
             if labels is not None:
                 raise SampleError("give labels or class_weights, not both (a one-hot row is its label).")
             w = self.check_class_weights(class_weights)
-            if n is not None and self._count(n) != len(w):
-                raise SampleError(f"n={n} but {len(w)} rows of class weights were given; give one row per image.")
-            feeds = self.inputs(labels=np.zeros(len(w), np.int64), seed=seed, z=z,
-                                truncation=t)  # the count, the noise and z checked as for labels
-            return GeneratorContract(self.spec, CLASS_WEIGHTS).feeds(feeds[Z], w)
+            count = self._count(len(w))
+            if n is not None and self._count(n) != count:
+                raise SampleError(f"n={n} but {count} rows of class weights were given; give one row per image.")
+            return GeneratorContract(self.spec, CLASS_WEIGHTS).feeds(self._noise(count, seed, z, t), w)
         y = None if labels is None else self.check_labels(labels)
         if y is not None:
             count = self._count(len(y)) if n is None else self._count(n)
@@ -202,6 +201,11 @@ class Generator:
             count = self._count(n if n is not None else len(np.asarray(z)) if np.ndim(z) == 2 else 0)
         else:
             count = self._count(1 if n is None else n)
+        return self.contract.feeds(self._noise(count, seed, z, t),
+                                   y if y is not None else self.contract.default_labels(count))
+
+    def _noise(self, count: int, seed: int | None, z: Any, t: float) -> np.ndarray:
+        """z for `count` images: the seed's noise, fresh noise without a seed, or the given z, checked."""
         if z is None and seed is None:
             zz = fresh_noise(count, self.spec.latent_dim, self.spec.noise, t)  # no seed to replay: no PCG64 to build
         elif z is None:
@@ -218,7 +222,7 @@ class Generator:
                 raise SampleError(f"z must be finite floats with a root mean square of at most {Z_LIMIT:g} "
                                   f"(the noise is N(0, 1) or U[-1, 1)).")
             zz = np.ascontiguousarray(zz, dtype=np.float32)
-        return self.contract.feeds(zz, y if y is not None else self.contract.default_labels(count))
+        return zz
 
     # --- sampling ---------------------------------------------------------------------------------
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -293,7 +297,7 @@ class Generator:
             raise SampleError(f"the two classes are both {ends[0]}: nothing would change along the path; give two "
                               f"different classes.")
         self._per_call(rows, steps)
-        z = self.inputs(n=rows, labels=np.zeros(rows, np.int64), seed=seed, truncation=truncation)[Z]
+        z = self._noise(rows, seed, None, self.check_truncation(truncation))
         weights = np.tile(class_path(int(ends[0]), int(ends[1]), steps, self.spec.num_classes), (rows, 1))
         return self.sample(z=np.repeat(z, steps, axis=0), class_weights=weights)
 
@@ -311,7 +315,7 @@ class Generator:
             if len(per_row) not in (1, rows):
                 raise SampleError(f"give one label for every row or one per row ({rows}), got {len(per_row)}.")
             y = np.repeat(np.broadcast_to(per_row, (rows,)), steps)
-        ends = self.inputs(n=2 * rows, seed=seed, truncation=truncation)[Z]
+        ends = self._noise(2 * rows, seed, None, self.check_truncation(truncation))
         z = np.concatenate([latent_path(ends[2 * r], ends[2 * r + 1], steps, self.spec.noise) for r in range(rows)])
         return self.sample(z=z, labels=y)
 
