@@ -64,7 +64,7 @@ def resolve_model(name_or_path: str | Path) -> Path:
         return p
     name = str(name_or_path)
     if name not in ZOO_NAMES:
-        raise SampleError(f"{name!r} is neither a file nor a zoo model; allowed: a .onnx or .plan file, or one of "
+        raise SampleError(f"{name!r} is neither a file nor a zoo model; allowed: a .onnx, .ort or .plan file, or one of "
                           f"{', '.join(ZOO_NAMES)}.")
     if shipped_onnx(name).is_file():
         return shipped_onnx(name)
@@ -241,7 +241,8 @@ class Generator:
         stem = source.stem
         for tag in VARIANT_TAGS:
             stem = stem.removesuffix(f".{tag}")
-        return source.with_name(variant_name(stem, MIX_TAG))
+        mix = source.with_name(variant_name(stem, MIX_TAG))
+        return mix.with_suffix(".ort") if source.suffix == ".ort" else mix  # a .plan's is the .mix.onnx beside it
 
     def mix_backend(self) -> Backend:
         """The mix graph's backend, opened once (thread-safe), after checking it is this same model."""

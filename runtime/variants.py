@@ -104,6 +104,12 @@ def family_files(path: Path, meta: GeneratorMetadata, read: Any) -> tuple[list[t
     return files, left_out
 
 
+def _suffixes(engine: str) -> tuple[str, ...]:
+    from gantool.runtime.backends import BACKENDS
+
+    return BACKENDS[engine].suffixes
+
+
 def thread_counts(threads: int | None) -> list[int]:
     """A pinned count, else one thread and every core: batch 1 often runs best on one."""
     if threads is not None:
@@ -128,6 +134,9 @@ def candidates(files: list[tuple[Path, GeneratorMetadata]], precision: str, thre
     counts = thread_counts(threads)
     for i, (path, meta) in enumerate(files):
         for engine in engines:
+            if path.suffix not in _suffixes(engine):  # OpenVINO reads .onnx, not the ORT format
+                skipped.append(f"{path.name}: {engine} does not open {path.suffix} files")
+                continue
             runs = [meta.precision]
             if meta.precision == "fp32" and engine == "openvino":
                 runs.append("bf16")

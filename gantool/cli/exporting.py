@@ -15,14 +15,18 @@ from gantool.spec import ZOO_NAMES
 @click.option("--model", required=True, metavar="NAME|CHECKPOINT",
               help=f"zoo name ({', '.join(ZOO_NAMES)}: shipped weights), a training checkpoint (.pt) or a shipped "
                    f"generator (.safetensors)")
-@click.option("--format", "fmt", type=click.Choice(["onnx", "triton"]), default="onnx", show_default=True,
-              help="a single ONNX file, or a Triton model repository folder")
-@click.option("--precision", type=click.Choice(list(TOLERANCES)), default="fp32", show_default=True,
-              help="what the graph computes in (docs/precision.md); each has its own parity bound")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "triton", "web", "ort"]), default="onnx", show_default=True,
+              help="a single ONNX file; a Triton model repository folder; web: a folder with a browser sampling page "
+                   "(onnxruntime-web, docs/web.md); ort: ORT-format models and required_operators.config for ONNX "
+                   "Runtime Mobile (docs/mobile.md)")
+@click.option("--precision", type=click.Choice(list(TOLERANCES)), default=None,
+              help="what the graph computes in (docs/precision.md); each has its own parity bound [default: fp32; "
+                   "--format ort: fp32, fp16 and int8]")
 @click.option("--opset", type=click.IntRange(17, 23), default=18, show_default=True, help="ONNX opset")
 @click.option("-o", "--output", type=click.Path(), default=None,
               help="file, or a folder (existing, or with a trailing /) to write NAME.onnx into "
-                   "[default: ./NAME.onnx, ./NAME.fp16.onnx, ./NAME.int8.onnx; triton: ./model_repository]")
+                   "[default: ./NAME.onnx, ./NAME.fp16.onnx, ./NAME.int8.onnx; triton: ./model_repository; web: ./site; "
+                   "ort: ./mobile]")
 @click.option("--to-cache", is_flag=True,
               help="write a zoo model's fp32 export into the runtime's cache, where Generator.load(NAME) and "
                    "gantool sample find it (the 64x64 models dcgan and cgan-in do not ship as ONNX)")
@@ -43,7 +47,7 @@ from gantool.spec import ZOO_NAMES
                    "(batch, classes) weights in the label's place, for class interpolation; --variants includes it")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="seed of the validation inputs")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="the validation report")
-def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | None, to_cache: bool,
+def export_cmd(model: str, fmt: str, precision: str | None, opset: int, output: str | None, to_cache: bool,
                max_batch: int | None, plan: str | None, samples: int | None, lower: bool, variants: bool, mix: bool,
                seed: int, json_path: str | None) -> None:
     """Export a generator to ONNX (dynamic batch and labels) and validate it against PyTorch."""
@@ -52,8 +56,12 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
     if fmt != "triton" and (plan is not None or max_batch is not None):
         raise GantoolError("--plan and --max-batch are Triton options; allowed only with --format triton.")
     if mix and (variants or fmt != "onnx"):
-        raise GantoolError("--mix writes one ONNX file; --variants already includes it, and a Triton repository "
-                           "of a conditional model holds both graphs.")
+        raise GantoolError("--mix writes one ONNX file; --variants already includes it, and a Triton repository, "
+                           "a web folder and an ORT-format folder of a conditional model hold both graphs.")
+    if fmt in ("web", "ort"):
+        _export_folder(model, fmt, precision, opset, lower, output, to_cache, variants, samples, seed, json_path)
+        return
+    precision = precision or "fp32"
     if variants:
         _export_variants(model, fmt, precision, opset, lower, output, to_cache, samples, seed, json_path)
         return
@@ -86,6 +94,32 @@ def export_cmd(model: str, fmt: str, precision: str, opset: int, output: str | N
         click.echo(result.text())
         click.echo(f"wrote {result.path} ({result.precision}, {result.metadata.graph} graph, "
                    f"{result.path.stat().st_size / 2 ** 20:.2f} MiB)")
+    write_json(json_path, result.to_dict())
+
+
+def _export_folder(model: str, fmt: str, precision: str | None, opset: int, lower: bool, output: str | None,
+                   to_cache: bool, variants: bool, samples: int | None, seed: int, json_path: str | None) -> None:
+    """--format web (a browser page) or ort (ORT Mobile): each writes a folder of its own."""
+    from typing import Any
+
+    if to_cache or variants:
+        raise GantoolError(f"--format {fmt} writes a folder of its own; it cannot be combined with --to-cache or "
+                           f"--variants.")
+    result: Any
+    if fmt == "web":
+        from gantool.export.browser import run_web_export
+
+        if samples is not None:
+            raise GantoolError("--samples sets the judge checks of fp16, int8 and --variants exports; --format web "
+                               "writes fp32 only.")
+        result = run_web_export(model, output, precision or "fp32", opset, lower, seed)
+    else:
+        from gantool.export.mobile import run_ort_export
+        from gantool.export.precision import EXPORT_PRECISIONS
+
+        result = run_ort_export(model, output, (precision,) if precision else EXPORT_PRECISIONS, opset, samples,
+                                lower, seed)
+    click.echo(result.text())
     write_json(json_path, result.to_dict())
 
 

@@ -44,7 +44,7 @@ def open_backend(path: str | Path, engine: str = "auto", threads: int | None = N
     suffixes = sorted({s for b in BACKENDS.values() for s in b.suffixes})
     if path.suffix not in suffixes:
         raise EngineError(f"{path} is not a gantool generator file; allowed: {', '.join(suffixes)} (.onnx from "
-                          f"gantool export, .plan from gantool build).")
+                          f"gantool export, .ort from export --format ort, .plan from gantool build).")
     name = choose_engine(path, engine)
     cls = BACKENDS[name]
     if path.suffix not in cls.suffixes:
