@@ -152,10 +152,12 @@ def torch_reference(g: torch.nn.Module) -> Reference:
 
 
 def compare_backend(spec: ModelSpec, backend: Backend, reference: Reference, precision: str, seed: int = 0,
-                    reference_name: str = "torch fp32", condition: str = LABELS) -> ParityReport:
+                    reference_name: str = "torch fp32", condition: str = LABELS,
+                    tolerance: Tolerance | None = None) -> ParityReport:
     """One runner against a reference on every parity case; the caller decides whether to raise.
-    condition: what the runner's graph takes (a mix graph also gets the mixture cases)."""
-    tol = TOLERANCES[precision]
+    condition: what the runner's graph takes (a mix graph also gets the mixture cases); tolerance:
+    another named bound than the precision's (contract.FORMAT_TOLERANCES)."""
+    tol = tolerance or TOLERANCES[precision]
     contract = GeneratorContract(spec, condition)
     report = ParityReport(runner=backend.name, precision=precision, reference=reference_name)
     with backend:

@@ -118,7 +118,7 @@ def _export_folder(model: str, fmt: str, precision: str | None, opset: int, lowe
         from gantool.export.precision import EXPORT_PRECISIONS
 
         result = run_ort_export(model, output, (precision,) if precision else EXPORT_PRECISIONS, opset, samples,
-                                lower, seed)
+                                lower, seed, required=precision is not None)
     click.echo(result.text())
     write_json(json_path, result.to_dict())
 
