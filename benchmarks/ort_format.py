@@ -60,7 +60,7 @@ def main() -> None:
     skipped: dict[str, str] = {}
     rows = measure(args.models, args.samples, skipped)
     cpu = cpu_info()
-    atomic_write_json(f"{args.out}.json", {"cpu": cpu.model, "flags": cpu.notable_flags(),
+    atomic_write_json(f"{args.out}.json", {"cpu": cpu.model, "flags": cpu.notable_flags,
                                           "onnxruntime": onnxruntime.__version__, "rows": rows,
                                           "not_written": skipped})
     text = markdown(rows) + "".join(f"\n{k}: not written: {why}\n" for k, why in skipped.items())

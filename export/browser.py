@@ -10,13 +10,17 @@ interrupted never passes for a complete one.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
+import http.server
 import json
 import logging
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from gantool.contract import CLASS_WEIGHTS, LABELS, GeneratorMetadata
 from gantool.errors import GantoolError
@@ -117,3 +121,32 @@ def _manifest_files(folder: Path) -> set[str]:
     except (OSError, ValueError, KeyError, TypeError):
         return set()
     return {n for n in names if isinstance(n, str) and n == Path(n).name and n.endswith(".onnx")}
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    isolate = False
+
+    def end_headers(self) -> None:
+        if self.isolate:  # cross-origin isolation: what SharedArrayBuffer, so WebAssembly threads, need
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        super().end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def static_server(root: str | Path, isolate: bool = False) -> Iterator[str]:
+    """Serve a folder on a free port of 127.0.0.1 (the tests and the web benchmark); yields its URL.
+    isolate: send the COOP/COEP headers under which onnxruntime-web may use threads."""
+    handler = type("Handler", (_Handler,), {"isolate": isolate})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

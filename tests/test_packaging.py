@@ -47,6 +47,9 @@ def test_a_wheel_in_a_fresh_venv_has_every_subpackage_and_samples(tmp_path):
         assert f"gantool/{sub}/__init__.py" in names, f"the wheel lacks gantool/{sub}: the link was not packaged"
     assert "gantool/py.typed" in names and "gantool/weights/cgan.onnx" in names
     assert "gantool/runtime/backends/__init__.py" in names  # subpackages under a link ship too
+    from gantool.export.browser import ASSETS  # --format web copies these from the installed package
+
+    assert {f"gantool/export/web/{a}" for a in ASSETS} <= names
     assert not any(n.split("/")[0] in ("train", "export", "runtime", "benchmarks", "serve") for n in names)
 
     venv = tmp_path / "venv"

@@ -32,6 +32,8 @@ def choose_engine(path: Path, engine: str = "auto") -> str:
     if engine == "auto":
         if path.suffix == ".plan":
             return "trt"
+        if path.suffix == ".ort":  # the ORT format: ONNX Runtime Mobile's, run on the CPU
+            return "ort"
         return "ort-cuda" if "CUDAExecutionProvider" in available_providers() else "ort"
     return engine
 

@@ -137,6 +137,7 @@ class OrtCudaBackend(OrtBackend):
     provider but the session did not get it (no usable GPU or CUDA libraries: ONNX Runtime then falls
     back to the CPU), the backend says so: it is labelled `ort` and chunks as the CPU backend does."""
 
+    suffixes = (".onnx",)  # the ORT format is for ONNX Runtime Mobile on the CPU: not tried on a GPU
     engine = "ort-cuda"
     provider = "CUDAExecutionProvider"
 
@@ -163,6 +164,7 @@ class OrtTrtBackend(OrtBackend):
     """ORT's TensorRT provider with an explicit batch profile and a persistent engine cache. The session
     starts on the CPU provider, reads the metadata the profile needs, then moves onto TensorRT."""
 
+    suffixes = (".onnx",)  # TensorRT parses ONNX protobuf
     engine = "ort-trt"
     provider = "TensorrtExecutionProvider"
 

@@ -7,13 +7,10 @@ node_modules (npm ci), cgan's from a vendored ./ort/ copy with no node_modules (
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import importlib.util
 import secrets
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from gantool.export.browser import static_server
 from gantool.runtime import Generator
 from gantool.runtime.generator import SampleError
 
@@ -47,11 +45,6 @@ READY = "document.body.dataset.ready === '1' || document.body.dataset.error !== 
 PAGE_ERRORS: dict[int, list[str]] = {}  # id(page) -> uncaught errors in it
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def served(web_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """cdcgan with node_modules, cgan with a vendored ./ort/ only, served on a free port of 127.0.0.1
@@ -65,13 +58,8 @@ def served(web_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     shutil.move(node_folder / "ort", vendored / "ort")
     bare = root / "bare"  # a model folder with no onnxruntime-web at all
     shutil.copytree(vendored, bare, ignore=shutil.ignore_patterns("ort"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             functools.partial(_Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    thread.join()
+    with static_server(root) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
