@@ -117,7 +117,7 @@ def operators(ort_file: Path) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="gantool-ops-") as tmp, _quiet_tool():
         config = Path(tmp) / CONFIG
         create_config_from_models([ort_file], config, enable_type_reduction=False)
-        ops = set()
+        ops: set[str] = set()
         for line in config.read_text().splitlines():
             if line and not line.startswith("#"):  # "domain;opset;Op,Op"
                 domain, _, names = line.split(";", 2)
@@ -173,11 +173,11 @@ def run_ort_export(model: str, output: str | None = None, precisions: tuple[str,
                                       condition=CLASS_WEIGHTS))
         log.info("converting %d models to the ORT format ...", len(exports))
         _convert(Path(tmp))
-        for e in exports:
-            ort_file = e.path.with_name(ort_name(e.path.name))
-            log.info("parity of %s against %s ...", ort_file.name, e.path.name)
-            m = OrtModel(ort_file, e, format_parity(e, ort_file, seed), operators(ort_file), e.path.stat().st_size)
-            result.models.append(m)
+        for made in exports:
+            ort_file = made.path.with_name(ort_name(made.path.name))
+            log.info("parity of %s against %s ...", ort_file.name, made.path.name)
+            result.models.append(OrtModel(ort_file, made, format_parity(made, ort_file, seed), operators(ort_file),
+                                          made.path.stat().st_size))
         failed = [m.parity for m in result.models if not m.parity.passed]
         if failed:
             raise ParityError(failed)

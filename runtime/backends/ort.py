@@ -62,7 +62,7 @@ class OrtBackend(Backend):
 
     engine = "ort"
     provider = "CPUExecutionProvider"
-    suffixes = (".onnx", ".ort")  # .ort: the ORT format (gantool export --format ort), metadata included
+    suffixes: tuple[str, ...] = (".onnx", ".ort")  # .ort: the ORT format (gantool export --format ort), metadata included
 
     def __init__(self, model: str | os.PathLike | bytes, threads: int | None = None, name: str | None = None,
                  provider_options: dict[str, Any] | None = None) -> None:
