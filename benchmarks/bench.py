@@ -76,6 +76,8 @@ class BenchResult:
     derived: dict[str, Any] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
     runtime_choice: dict[str, Any] | None = None  # what the runtime engine chose per batch, and why
+    warmup_s: float = 0.0  # untimed runs per engine and batch before the rounds (--warmup)
+    round_s: float = 0.0  # timed seconds per engine, batch and round (--duration / rounds)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -157,16 +159,19 @@ def _stats(name: str, batch: int, rounds: list[list[float]]) -> Stats:
 
 
 def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: int,
-            progress: Any = None) -> list[Stats]:
+            progress: Any = None, warmup_s: float | None = None, round_s: float | None = None) -> list[Stats]:
     """Every round visits every batch size and, within it, every engine (rotating who goes first), so
     each (engine, batch) is sampled across the whole run: this machine's state changes on a scale of
-    seconds, and a batch measured in one block would see only one state."""
+    seconds, and a batch measured in one block would see only one state. warmup_s / round_s: the
+    untimed seconds per engine and batch, and the timed seconds of each round [WARMUP_S, ROUND_S]."""
+    warmup_s = WARMUP_S if warmup_s is None else warmup_s
+    round_s = ROUND_S if round_s is None else round_s
     feeds = {b: feeds_for(spec, b) for b in batches}
     names = list(engines)
     for batch in batches:
         for e in engines.values():  # warm-up
-            end = time.perf_counter() + WARMUP_S
-            e.run(feeds[batch])
+            end = time.perf_counter() + warmup_s
+            e.run(feeds[batch])  # at least one call: the first one allocates
             while time.perf_counter() < end:
                 e.run(feeds[batch])
     lat: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n in names for b in batches}
@@ -174,7 +179,7 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
         for batch in batches:
             for n in names[r % len(names):] + names[:r % len(names)]:
                 time.sleep(SETTLE_S)
-                run, x, end, times = engines[n].run, feeds[batch], time.perf_counter() + ROUND_S, []
+                run, x, end, times = engines[n].run, feeds[batch], time.perf_counter() + round_s, []
                 while True:
                     t = time.perf_counter()
                     run(x)
@@ -264,8 +269,11 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
 
 def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
               cold: bool = True, show_progress: bool = True, precision: str = "fp32",
-              graphs: list[str] | None = None) -> BenchResult:
-    """graphs: the graph forms GPU engines run, each its own row (ENGINE-FORM beyond plain) [default: plain]."""
+              graphs: list[str] | None = None, warmup_s: float | None = None,
+              duration_s: float | None = None) -> BenchResult:
+    """graphs: the graph forms GPU engines run, each its own row (ENGINE-FORM beyond plain) [default: plain].
+    warmup_s: untimed seconds per engine and batch [WARMUP_S]; duration_s: timed seconds per engine and
+    batch, spread over the rounds [rounds x ROUND_S] (trtexec's --warmUp and --duration)."""
     from gantool.benchmarks.roofline import (
         machine_info,
         matmul_peak,
@@ -281,7 +289,13 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
     threads = threads or os.cpu_count() or 1
     src, meta = resolve_sources(model)
     spec = meta.spec
-    res = BenchResult(model=model, threads=threads, batches=batches, machine=machine_info())
+    if warmup_s is not None and not 0 <= warmup_s <= 600:
+        raise GantoolError(f"--warmup must be 0..600 seconds, got {warmup_s:g}.")
+    if duration_s is not None and not 0 < duration_s <= 3600:
+        raise GantoolError(f"--duration must be more than 0 and at most 3600 seconds, got {duration_s:g}.")
+    res = BenchResult(model=model, threads=threads, batches=batches, machine=machine_info(),
+                      warmup_s=WARMUP_S if warmup_s is None else warmup_s,
+                      round_s=ROUND_S if duration_s is None else duration_s / rounds)
     ready: dict[str, Engine] = {}
     for name in engines:
         try:
@@ -297,7 +311,7 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
 
     bar = tqdm(total=rounds * len(batches), desc="bench", unit="round", disable=not show_progress, file=sys.stderr)
     try:
-        res.stats = measure(ready, spec, batches, rounds, bar)
+        res.stats = measure(ready, spec, batches, rounds, bar, res.warmup_s, res.round_s)
     finally:
         bar.close()
         for e in ready.values():
@@ -417,7 +431,8 @@ def table(res: BenchResult) -> str:
     lines = [f"{res.model}: {(r.get('flops_per_sample') or 0) / 1e6:.1f} MFLOP/sample; matmul peak "
              f"{_num(r.get('peak_gflops'), '.0f')} GFLOP/s "
              f"({', '.join(k + ' ' + _num(v, '.0f') for k, v in r['matmul_gflops'].items())}); "
-             f"{floor}; {res.threads} thread{'s' if res.threads != 1 else ''}",
+             f"{floor}; {res.threads} thread{'s' if res.threads != 1 else ''}; warm-up {res.warmup_s:g} s, "
+             f"{res.round_s:g} s timed per round, engine and batch",
              f"machine: {m.get('cpu_model') or 'unknown CPU'} ({_num(m.get('cpus'), 'd')} cpus; "
              f"{' '.join(m.get('cpu_flags') or []) or 'no AVX'})",
              *([(f"weights {r['weight_bytes'] / 2 ** 20:.2f} MiB, which a batch-1 MatMul streams at "

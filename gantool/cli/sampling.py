@@ -166,11 +166,17 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
 @click.option("--precision", type=_precision_choice(), default="fp32", show_default=True,
               help="what the runtime engine may run in: " + PRECISION_HELP)
 @click.option("--rounds", type=click.IntRange(1, 10000), default=10, show_default=True, help="interleaved rounds")
+@click.option("--warmup", "warmup_s", type=click.FloatRange(0, 600), default=None, metavar="SECONDS",
+              help="untimed runs per engine and batch before the rounds, like trtexec's --warmUp [default: 0.3]")
+@click.option("--duration", "duration_s", type=click.FloatRange(0, 3600, min_open=True), default=None,
+              metavar="SECONDS", help="timed seconds per engine and batch, spread over the rounds, like trtexec's "
+                                      "--duration [default: 0.1 per round]")
 @click.option("--no-cold-start", is_flag=True, help="skip the fresh-process cold start and peak memory probe")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the results here")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG plot (needs the bench extra)")
 def bench_cmd(engines: str, model: str, graphs: str, batches: str, threads: int | None, precision: str, rounds: int,
-              no_cold_start: bool, json_path: str | None, output: str | None) -> None:
+              warmup_s: float | None, duration_s: float | None, no_cold_start: bool, json_path: str | None,
+              output: str | None) -> None:
     """Latency and throughput of engines side by side, interleaved, with the roofline."""
     from gantool.benchmarks.bench import (
         parse_batches,
@@ -187,7 +193,8 @@ def bench_cmd(engines: str, model: str, graphs: str, batches: str, threads: int 
                            f"runtime; add it, or use ort-int8 / openvino-bf16 / torch-bf16 for fixed precisions.")
     refuse_overwrite({"--json": json_path, "-o": output}, {"--model": model})
     refuse_overwrite({"-o": output}, {"--json": json_path})  # the plot would replace the results
-    res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start, precision=precision, graphs=forms)
+    res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start, precision=precision, graphs=forms,
+                    warmup_s=warmup_s, duration_s=duration_s)
 
     click.echo(table(res))
     if output:

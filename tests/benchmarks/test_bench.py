@@ -57,6 +57,23 @@ def test_bench_cli_runs_engines_side_by_side_and_skips_unavailable_ones(tmp_path
     assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_bench_warmup_and_duration_set_the_timed_seconds(tmp_path, capsys, monkeypatch):
+    """--duration is the timed seconds per engine and batch, spread over the rounds (trtexec's --duration)."""
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
+    out = tmp_path / "b.json"
+    assert main(["bench", "--model", "cdcgan", "--engine", "ort", "--batch", "1", "--rounds", "3", "--threads", "1",
+                 "--warmup", "0", "--duration", "0.3", "--no-cold-start", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    r = json.loads(out.read_text())
+    assert r["warmup_s"] == 0 and r["round_s"] == pytest.approx(0.1)
+    s, = r["stats"]
+    assert len(s["round_p50_ms"]) == 3 and 0.8 * 0.3 <= s["runs"] * s["mean_ms"] / 1e3 <= 0.3 + 0.1
+    assert "warm-up 0 s, 0.1 s timed per round" in text
+    assert main(["bench", "--model", "cdcgan", "--duration", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--duration" in err
+
+
 def test_bench_bad_options_are_one_line(capsys):
     for args, message in ((["--engine", "tensorflow"], "unknown engine 'tensorflow'"),
                           (["--batch", "1,x"], "not a comma-separated list"),
