@@ -45,7 +45,8 @@ class OrtModel:
     def to_dict(self) -> dict[str, Any]:
         return {"path": str(self.path), "bytes": self.path.stat().st_size, "onnx_bytes": self.onnx_bytes,
                 "precision": self.onnx.precision, "condition": self.onnx.metadata.condition,
-                "operators": self.operators, "parity": self.parity.to_dict(), "export": self.onnx.to_dict()}
+                "operators": self.operators, "parity": self.parity.to_dict(),
+                "export": {**self.onnx.to_dict(), "path": None}}  # the .onnx was a step: only the .ort is kept
 
 
 @dataclass
@@ -157,6 +158,9 @@ def run_ort_export(model: str, output: str | None = None, precisions: tuple[str,
     if folder.exists() and not folder.is_dir():
         raise GantoolError(f"-o {folder} is a file; --format ort writes a folder (NAME.ort, NAME.fp16.ort, ..., "
                            f"{CONFIG}).")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG).is_file():
+        raise GantoolError(f"-o {folder} is a folder with other files in it and no {CONFIG}; allowed: a new or empty "
+                           f"folder, or one gantool export --format ort wrote.", note="pick another -o.")
     result = OrtExport(folder)
     with tempfile.TemporaryDirectory(prefix="gantool-ort-") as tmp:
         exports = []

@@ -30,7 +30,7 @@ from gantool.contract import (
 )
 from gantool.errors import GantoolError
 from gantool.images import Uint8Map, make_grid, save_png
-from gantool.noise import check_truncation, fresh_noise, latent_path, make_noise
+from gantool.noise import MAX_SEED, check_truncation, fresh_noise, latent_path, make_noise
 from gantool.paths import cached_onnx, shipped_onnx
 from gantool.runtime.backends import ENGINES, Backend, infer_split, open_backend
 from gantool.runtime.select import Selection, select
@@ -92,7 +92,7 @@ class Generator:
     def load(cls, model: str | Path, engine: str = "auto", threads: int | None = None,
              max_n: int = DEFAULT_MAX_N, precision: str = "fp32", tune: bool | None = None,
              progress: Progress | None = None, retune: bool = False) -> "Generator":
-        """model: a .onnx or .plan file, or a zoo name (gan, cgan, cdcgan, cwgan ship as ONNX; dcgan and
+        """model: a .onnx, .ort or .plan file, or a zoo name (gan, cgan, cdcgan, cwgan ship as ONNX; dcgan and
         cgan-in are read from the cache that `gantool export --model NAME --to-cache` fills).
 
         precision: fp32 (exact, the default), auto (any variant validated at export), bf16 or int8.
@@ -209,8 +209,9 @@ class Generator:
         if z is None and seed is None:
             zz = fresh_noise(count, self.spec.latent_dim, self.spec.noise, t)  # no seed to replay: no PCG64 to build
         elif z is None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-                raise SampleError(f"seed must be a non-negative integer, got {seed!r}.")
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+                # the seeds every command, the server and the browser take (gantool.noise.MAX_SEED)
+                raise SampleError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}.")
             zz = make_noise(int(seed), count, self.spec.latent_dim, self.spec.noise, t)
         else:
             zz = np.asarray(z)
@@ -255,7 +256,9 @@ class Generator:
 
     def _open_mix(self) -> Backend:
         path = self.mix_path()
-        hint = (f"gantool export --model {self.spec.arch} --mix -o {path.parent}/ writes it (or --variants, the "
+        hint = (f"gantool export --model {self.spec.arch} --format ort -o {path.parent}/ writes it with the rest"
+                if path.suffix == ".ort" else
+                f"gantool export --model {self.spec.arch} --mix -o {path.parent}/ writes it (or --variants, the "
                 f"whole family); Generator.load() of a .mix.onnx file takes labels and class weights alike.")
         if not path.is_file():
             raise SampleError(f"class weights need the class-weight graph {path.name}, which is not beside "

@@ -55,13 +55,17 @@ def describe(model: str | Path) -> dict[str, Any]:
                     gpu=side.get("gpu"), source_onnx_sha256=side.get("source_onnx_sha256"),
                     note="I/O as the metadata declares it (loading the engine needs TensorRT)")
         inputs, outputs = list(meta.contract.inputs), list(meta.contract.outputs)
-    elif path.suffix == ".onnx":
+    elif path.suffix in (".onnx", ".ort"):
         with OrtBackend(path) as b:
             meta = b.generator_metadata()  # validated, and checked against the loaded graph
             inputs, outputs = b.graph_io()
-        info.update(kind="onnx", **_graph_facts(path))
+        if path.suffix == ".onnx":
+            info.update(kind="onnx", **_graph_facts(path))
+        else:  # a FlatBuffers file: its operators are in the required_operators.config written beside it
+            info.update(kind="ort-format", note="ORT format (gantool export --format ort); its operators are listed "
+                                                "in the required_operators.config written with it")
     else:
-        raise GantoolError(f"{path}: unknown file type; allowed: .onnx, .plan.")
+        raise GantoolError(f"{path}: unknown file type; allowed: .onnx, .ort, .plan.")
     info.update(precision=meta.precision, graph=meta.graph, spec=meta.spec.to_dict(), family=meta.family,
                 validations=[v.to_dict() for v in meta.validations], tuned=_tuned(path),
                 metadata=write_metadata(meta),

@@ -12,6 +12,7 @@ export const MANIFEST_FORMAT = "gantool-web/1"; // = gantool.export.browser.MANI
 const WEIGHT_SUM_TOL = 1e-3; // = gantool.contract.WEIGHT_SUM_TOL
 const ORT_PLACES = ["./ort/ort.wasm.min.mjs", "./node_modules/onnxruntime-web/dist/ort.wasm.min.mjs"];
 const CHUNK = 64; // rows per engine call: bounded memory for any n
+const SAMPLE_OPTIONS = ["n", "labels", "seed", "truncation", "classWeights"];
 
 /** A bad input or a folder that cannot be used: one line that says what is wrong and what is allowed. */
 export class GantoolError extends Error {
@@ -27,6 +28,7 @@ const fail = (message) => {
 
 function repr(v) {
   if (typeof v === "string") return `'${v}'`;
+  if (typeof v === "bigint") return `${v}n`;
   if (v === undefined || v === null) return "None";
   if (typeof v === "boolean") return v ? "True" : "False";
   if (Array.isArray(v)) return `[${v.map(repr).join(", ")}]`;
@@ -174,6 +176,8 @@ export class Generator {
     if (!this.conditional) fail(`${arch} is unconditional; it takes no labels (pass n instead).`);
     const arr = typeof labels === "number" ? [labels] : labels;
     if (!Array.isArray(arr) && !ArrayBuffer.isView(arr)) fail(`labels must be a 1-D sequence of integers, got ${repr(labels)}.`);
+    const row = Array.from(arr).find((y) => Array.isArray(y) || ArrayBuffer.isView(y));
+    if (row !== undefined) fail(`labels must be a 1-D sequence of integers, got shape (${arr.length}, ${row.length}).`);
     for (const y of arr) {
       if (typeof y !== "number" || !Number.isInteger(y)) fail(`labels must be integers in 0..${K - 1}, got ${repr(y)}.`);
       if (y < 0 || y >= K) fail(`label ${y} is out of range; allowed: 0..${K - 1}.`);
@@ -185,8 +189,10 @@ export class Generator {
     const { arch, num_classes: K } = this.spec;
     if (!this.conditional) fail(`${arch} is unconditional; it takes no class weights (pass n instead).`);
     if (!this.mix) fail(`this folder has no class-weight graph (gantool.json names no mix model).`);
-    if (!Array.isArray(weights) || weights.length === 0) fail(`class weights have no rows; give one row of ${K} weights per image.`);
-    const rows = weights.every((w) => typeof w === "number") ? [weights] : weights;
+    const isRow = (w) => Array.isArray(w) || ArrayBuffer.isView(w);
+    if (!isRow(weights) || weights.length === 0) fail(`class weights have no rows; give one row of ${K} weights per image.`);
+    const rows = Array.from(weights).every((w) => typeof w === "number") ? [Array.from(weights)]
+      : Array.from(weights, (w) => (isRow(w) ? Array.from(w) : w));
     const out = new Float32Array(rows.length * K);
     rows.forEach((row, r) => {
       if (!Array.isArray(row) || row.length !== K) fail(`class weights must have shape (n, ${K}), one row per image; row ${r} is ${repr(row)}.`);
@@ -209,7 +215,11 @@ export class Generator {
    * classWeights (rows of K non-negative weights summing to 1) run the class-weight graph; no seed draws
    * a fresh one (returned in .seed, so a grid can be replayed).
    */
-  async sample({ n, labels, seed, truncation = 1, classWeights } = {}) {
+  async sample(options = {}) {
+    const unknown = Object.keys(options).filter((k) => !SAMPLE_OPTIONS.includes(k));
+    if (unknown.length) fail(`unknown option ${repr(unknown[0])}; allowed: ${SAMPLE_OPTIONS.join(", ")}.`);
+    const { n, labels, truncation = 1, classWeights } = options;
+    let { seed } = options;
     const started = performance.now();
     const K = this.spec.num_classes;
     if (typeof truncation !== "number" || !(truncation > 0 && truncation <= 1)) {
@@ -236,7 +246,7 @@ export class Generator {
     if (seed === undefined || seed === null) {
       seed = globalThis.crypto.getRandomValues(new Uint32Array(1))[0];
     } else if (typeof seed !== "number" || !Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
-      fail(`seed ${repr(seed)} is out of range; allowed: an integer in 0..${MAX_SEED}.`);
+      fail(`seed must be an integer in 0..${MAX_SEED}, got ${repr(seed)}.`); // Python's words
     }
     const dim = this.spec.latent_dim;
     const z = makeNoise(seed, count, dim, this.spec.noise, truncation);

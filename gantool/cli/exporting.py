@@ -56,8 +56,9 @@ def export_cmd(model: str, fmt: str, precision: str | None, opset: int, output: 
     if fmt != "triton" and (plan is not None or max_batch is not None):
         raise GantoolError("--plan and --max-batch are Triton options; allowed only with --format triton.")
     if mix and (variants or fmt != "onnx"):
-        raise GantoolError("--mix writes one ONNX file; --variants already includes it, and a Triton repository, "
-                           "a web folder and an ORT-format folder of a conditional model hold both graphs.")
+        raise GantoolError(f"--mix writes one ONNX file (--format onnx); "
+                           f"{'--variants' if variants else '--format ' + fmt} writes a conditional model's "
+                           f"class-weight graph by itself.")
     if fmt in ("web", "ort"):
         _export_folder(model, fmt, precision, opset, lower, output, to_cache, variants, samples, seed, json_path)
         return

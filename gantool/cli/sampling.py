@@ -15,7 +15,7 @@ from gantool.fileio import refuse_overwrite
 from gantool.spec import ZOO_NAMES
 
 _LABEL_PART = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
-MODEL_HELP = f"a .onnx/.plan file or a zoo name ({', '.join(ZOO_NAMES)})"
+MODEL_HELP = f"a .onnx/.ort/.plan file or a zoo name ({', '.join(ZOO_NAMES)})"
 
 
 def parse_labels(text: str | None, limit: int = MAX_BATCH) -> list[int] | None:
@@ -154,7 +154,7 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
 @click.option("--engine", "engines", default="runtime,ort,torch", show_default=True,
               help="comma-separated: runtime, ort, ort-plain, ort-fp16, ort-int8, openvino, torch, torch-compile, "
                    "trt, ort-cuda, ort-trt")
-@click.option("--model", required=True, metavar="FILE|NAME", help="zoo name, checkpoint, .onnx or .plan")
+@click.option("--model", required=True, metavar="FILE|NAME", help="zoo name, checkpoint, .onnx, .ort or .plan")
 @click.option("--graph", "graphs", default="plain", show_default=True,
               help="GPU engines (trt, ort-cuda, ort-trt): the graph form(s) they run, comma-separated: plain "
                    "(torch's ConvTranspose, which TensorRT runs natively), lowered (the CPU rewrite); each form "

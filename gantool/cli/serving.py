@@ -12,7 +12,7 @@ from gantool.runtime.variants import RUNTIME_PRECISIONS
 
 
 @cli.command("serve")
-@click.option("--model", required=True, metavar="FILE|NAME", help="a .onnx/.plan file or a zoo name")
+@click.option("--model", required=True, metavar="FILE|NAME", help="a .onnx/.ort/.plan file or a zoo name")
 @click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True,
               help="the runtime engine that runs the generator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="loopback by default; 0.0.0.0 exposes it")

@@ -32,6 +32,7 @@ def test_files_config_and_report(mobile: tuple[Path, dict]) -> None:
     ops = {op for line in config if not line.startswith("#") for op in line.split(";")[2].split(",")}
     for m in report["models"]:
         assert m["parity"]["passed"] and m["export"]["parity"][0]["reference"] == "torch fp32"
+        assert m["export"]["path"] is None  # the .onnx it was converted from is not kept
         assert m["parity"]["reference"] == Path(m["path"]).with_suffix(".onnx").name
         assert m["operators"] and {op.split(".")[-1] for op in m["operators"]} <= ops
         assert m["bytes"] == Path(m["path"]).stat().st_size
@@ -77,8 +78,12 @@ def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str]
     assert not (tmp_path / "m").exists()
 
 
-def test_refuses_a_file_as_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_refuses_a_file_and_a_foreign_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "f").write_text("keep")
-    code = main(["export", "--model", "cdcgan", "--format", "ort", "-o", str(tmp_path / "f")])
-    err = capsys.readouterr().err
-    assert code == 1 and "is a file" in err and (tmp_path / "f").read_text() == "keep", err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    for target, words in (("f", "is a file"), ("mine", "no required_operators.config")):
+        code = main(["export", "--model", "cdcgan", "--format", "ort", "-o", str(tmp_path / target)])
+        err = capsys.readouterr().err
+        assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "f").read_text() == "keep" and [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

@@ -174,6 +174,22 @@ def test_clicking_a_digit_draws_it(pages: dict[str, Any]) -> None:
     assert page.evaluate("document.body.dataset.error") is None
 
 
+@pytest.mark.parametrize(("count", "message"), [("2.5", "n must be an integer, got 2.5."),
+                                                ("0", "n must be in 1..1024, got 0."),
+                                                ("5000", "n must be in 1..1024, got 5000.")])
+@pytest.mark.parametrize("mode", ["digit", "mix"])
+def test_a_bad_image_count_on_the_page_says_so(pages: dict[str, Any], mode: str, count: str, message: str) -> None:
+    page = pages["cgan"]
+    page.check(f"input[value={mode}]")
+    page.fill("#count", count)
+    page.click("#sample")
+    page.wait_for_function("document.body.dataset.error !== undefined")
+    assert page.inner_text("#error") == message and page.inner_text("#status") == ""
+    page.fill("#count", "20")
+    page.check("input[value=every]")
+    page.wait_for_function("document.body.dataset.error === undefined")
+
+
 # (options, the message): each as Python's SampleError words it, where Python has the same check
 BAD = [
     ({"labels": [3, 10]}, "label 10 is out of range; allowed: 0..9."),
@@ -188,8 +204,11 @@ BAD = [
     ({"classWeights": [[0.5] * 10]}, "each row of class weights must sum to 1 (within 0.001); row 0 sums to 5."),
     ({"classWeights": [[1, -1] + [1] + [0] * 7]}, "class weights must be non-negative; row 0 has -1."),
     ({"classWeights": [[1, 0]]}, "class weights must have shape (n, 10), one row per image; row 0 is [1, 0]."),
-    ({"seed": -1}, "seed -1 is out of range; allowed: an integer in 0..4294967295."),
-    ({"seed": 2**32}, "seed 4294967296 is out of range; allowed: an integer in 0..4294967295."),
+    ({"seed": -1}, "seed must be an integer in 0..4294967295, got -1."),
+    ({"seed": 2**32}, "seed must be an integer in 0..4294967295, got 4294967296."),
+    ({"seed": "5"}, "seed must be an integer in 0..4294967295, got '5'."),
+    ({"labels": [[1, 2]]}, "labels must be a 1-D sequence of integers, got shape (1, 2)."),
+    ({"label": [3]}, "unknown option 'label'; allowed: n, labels, seed, truncation, classWeights."),
     ({"truncation": 0}, "truncation must be a number in (0, 1], got 0 (1: no truncation)."),
 ]
 
@@ -202,12 +221,14 @@ def test_bad_inputs_fail_in_one_line(pages: dict[str, Any], opts: dict[str, Any]
 
 @pytest.mark.parametrize(("opts", "python_kw"), [
     ({"labels": [3, 10]}, {"labels": [3, 10]}), ({"n": 3, "labels": [1, 2]}, {"n": 3, "labels": [1, 2]}),
-    ({"truncation": 0}, {"truncation": 0}), ({"classWeights": [[0.5] * 10]}, {"class_weights": [[0.5] * 10]})])
+    ({"truncation": 0}, {"truncation": 0}), ({"classWeights": [[0.5] * 10]}, {"class_weights": [[0.5] * 10]}),
+    ({"seed": -1}, {"seed": -1}), ({"seed": 2**32}, {"seed": 2**32}), ({"seed": "5"}, {"seed": "5"}),
+    ({"labels": [[1, 2]]}, {"labels": [[1, 2]]})])
 def test_shared_checks_word_like_python(pages: dict[str, Any], python: dict[str, Generator], opts: dict[str, Any],
                                         python_kw: dict[str, Any]) -> None:
     with pytest.raises(SampleError) as e:
-        python["cdcgan"].sample(seed=0, **python_kw)
-    assert _sample(pages["cdcgan"], seed=0, **opts)["error"] == str(e.value)
+        python["cdcgan"].sample(**{"seed": 0, **python_kw})
+    assert _sample(pages["cdcgan"], **{"seed": 0, **opts})["error"] == str(e.value)
 
 
 def test_without_onnxruntime_web_the_page_says_what_to_run(browser: Any, served: str) -> None:
