@@ -62,6 +62,7 @@ class Stats:
     # p50 of each round, in run order: this shared machine flips between states that differ by up to
     # 1.6x at batch 1 for ten seconds or more at a time; the rounds show when that happened in a run
     round_p50_ms: list[float] = field(default_factory=list)
+    gpu_p50_ms: float | None = None  # GPU engines: median GPU time of the enqueue (CUDA events), beside host latency
 
 
 @dataclass
@@ -175,22 +176,30 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
             while time.perf_counter() < end:
                 e.run(feeds[batch])
     lat: dict[tuple[str, int], list[list[float]]] = {(n, b): [] for n in names for b in batches}
+    gpu: dict[tuple[str, int], list[float]] = {(n, b): [] for n in names for b in batches}
     for r in range(rounds):
         for batch in batches:
             for n in names[r % len(names):] + names[:r % len(names)]:
                 time.sleep(SETTLE_S)
                 run, x, end, times = engines[n].run, feeds[batch], time.perf_counter() + round_s, []
+                gpu_ms, gpu_times = engines[n].gpu_ms, gpu[n, batch]
                 while True:
                     t = time.perf_counter()
                     run(x)
                     t2 = time.perf_counter()
                     times.append(t2 - t)
+                    if gpu_ms is not None:
+                        gpu_times.append(gpu_ms() or 0.0)
                     if t2 >= end:
                         break
                 lat[n, batch].append(times)
             if progress is not None:
                 progress.update(1)
-    return [_stats(n, b, lat[n, b]) for b in batches for n in names]
+    stats = [_stats(n, b, lat[n, b]) for b in batches for n in names]
+    for st in stats:
+        if gpu[st.engine, st.batch]:
+            st.gpu_p50_ms = float(np.median(gpu[st.engine, st.batch]))
+    return stats
 
 
 def parse_batches(text: str) -> list[int]:
@@ -270,10 +279,11 @@ def probe(engine: str, src: Sources, spec: Any, threads: int, batches: list[int]
 def run_bench(model: str, engines: list[str], batches: list[int], threads: int | None = None, rounds: int = 10,
               cold: bool = True, show_progress: bool = True, precision: str = "fp32",
               graphs: list[str] | None = None, warmup_s: float | None = None,
-              duration_s: float | None = None) -> BenchResult:
+              duration_s: float | None = None, cuda_graphs: bool = False) -> BenchResult:
     """graphs: the graph forms GPU engines run, each its own row (ENGINE-FORM beyond plain) [default: plain].
     warmup_s: untimed seconds per engine and batch [WARMUP_S]; duration_s: timed seconds per engine and
-    batch, spread over the rounds [rounds x ROUND_S] (trtexec's --warmUp and --duration)."""
+    batch, spread over the rounds [rounds x ROUND_S] (trtexec's --warmUp and --duration); cuda_graphs: the
+    trt engine launches a CUDA graph per batch size (--useCudaGraph)."""
     from gantool.benchmarks.roofline import (
         machine_info,
         matmul_peak,
@@ -299,7 +309,7 @@ def run_bench(model: str, engines: list[str], batches: list[int], threads: int |
     ready: dict[str, Engine] = {}
     for name in engines:
         try:
-            ready[name] = make_engine(name, src, threads, precision, pinned)
+            ready[name] = make_engine(name, src, threads, precision, pinned, cuda_graphs)
         except Skip as s:
             res.skipped[name] = str(s)
     if "runtime" in ready:
@@ -449,6 +459,9 @@ def table(res: BenchResult) -> str:
         rss = f"{s.peak_rss_mb:8.0f}" if s.peak_rss_mb is not None else "       -"
         lines.append(f"{s.engine:<14}{s.precision:>5}{s.batch:>6}{s.min_ms:>10.4f}{s.p50_ms:>10.4f}{s.p90_ms:>10.4f}"
                      f"{s.p99_ms:>10.4f}{s.mean_ms:>10.4f}{s.std_ms:>9.4f}{s.images_per_s:>11.0f}{share} {rss}")
+    for s in (s for s in res.stats if s.gpu_p50_ms is not None):  # host latency above, GPU compute here
+        lines.append(f"{s.engine} batch {s.batch}: GPU time p50 {s.gpu_p50_ms:.4f} ms (CUDA events around the "
+                     f"enqueue; the rest of the host p50 {s.p50_ms:.4f} ms is copies, synchronisation and Python)")
     choice = res.runtime_choice
     if choice:
         lines.append(f"runtime ({choice['how']}, precision {choice['precision_allowed']}):")

@@ -33,6 +33,7 @@ class Engine:
     run: Callable[[dict[str, np.ndarray]], Any]  # feeds -> output (synchronised)
     close: Callable[[], None] = lambda: None
     choice: dict[str, Any] | None = None  # the runtime's: which backend serves which batch, and why
+    gpu_ms: Callable[[], float | None] | None = None  # the last run's GPU time (CUDA events), GPU engines
 
 
 def backend_engine(backend: Backend, name: str | None = None) -> Engine:
@@ -229,8 +230,9 @@ def _runtime(path: Path, threads: int | None, precision: str) -> Engine:
     return Engine("runtime", run, g.close, choice=g.choice)
 
 
-def _trt(src: Sources, form: str, label: str = "trt") -> Engine:
-    """A given .plan as it is; otherwise an fp16 engine built (and cached) from the fp32 graph of `form`."""
+def _trt(src: Sources, form: str, label: str = "trt", cuda_graphs: bool = False) -> Engine:
+    """A given .plan as it is; otherwise an fp16 engine built (and cached) from the fp32 graph of `form`.
+    cuda_graphs: capture each batch size's enqueue as a CUDA graph (trtexec's --useCudaGraph)."""
     if not installed("tensorrt"):
         raise Skip("TensorRT is not installed (the trt extra needs an NVIDIA GPU)")
     plan = src.plan
@@ -248,19 +250,31 @@ def _trt(src: Sources, form: str, label: str = "trt") -> Engine:
         plan = cache_dir() / "bench" / name
         if not plan.is_file():
             run_build(str(base), str(plan), "fp16", Profile(1, 64, 1024))
-    return _open(plan, "trt", 1, label)  # infer() synchronises the stream
+    from gantool.runtime.backends.trt import TrtBackend
+
+    backend = TrtBackend(plan, name=label, cuda_graphs=cuda_graphs)
+    try:
+        backend.activate()
+        backend.generator_metadata()  # checked against the engine's own I/O
+    except GantoolError as e:
+        backend.deactivate()
+        raise Skip(str(e).split(" Note:")[0]) from None
+    # infer() synchronises the stream; its CUDA events time the enqueue alone
+    return Engine(label, backend.infer, backend.deactivate, gpu_ms=lambda: backend.last_gpu_ms)
 
 
-def make_engine(label: str, src: Sources, threads: int, precision: str = "fp32", pinned: bool = True) -> Engine:
+def make_engine(label: str, src: Sources, threads: int, precision: str = "fp32", pinned: bool = True,
+                cuda_graphs: bool = False) -> Engine:
     """label: an engine name, or ENGINE-FORM for a GPU engine on another graph form (split_label);
-    pinned: the thread count was given (the runtime then skips tuning); precision: the runtime's."""
+    pinned: the thread count was given (the runtime then skips tuning); precision: the runtime's;
+    cuda_graphs: the trt engine launches CUDA graphs."""
     name, form = split_label(label)
     if form is not None:  # a GPU engine, on the graph form asked for (plain by default)
         if name == "ort-cuda":
             return _open(src.graph(form), name, threads, label)
         if name == "ort-trt":  # TensorRT 11 takes the strongly typed fp16 graph; engines are cached
             return _open(src.variant("fp16", form), name, threads, label)
-        return _trt(src, form, label)
+        return _trt(src, form, label, cuda_graphs)
     if name == "runtime":
         return _runtime(src.fp32(), threads if pinned else None, precision)
     if name == "ort":  # the runtime's own backend on its own file, without the Generator around it

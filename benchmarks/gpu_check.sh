@@ -103,6 +103,8 @@ fi
 for m in $BENCH_MODELS; do
   step "bench $m" "$OUT/bench/$m.txt" $GANTOOL bench --model "$m" --engine trt,ort-trt,ort-cuda,torch \
     --graph plain,lowered --batch "$BATCHES" --rounds "$ROUNDS" --no-cold-start --json "$OUT/bench/$m.json"
+  step "bench $m, CUDA graphs" "$OUT/bench/$m.cuda-graph.txt" $GANTOOL bench --model "$m" --engine trt \
+    --cuda-graph --batch "$BATCHES" --rounds "$ROUNDS" --no-cold-start --json "$OUT/bench/$m.cuda-graph.json"
 done
 
 echo "gpu_check: $FAILED step(s) failed; results in $OUT (summary.txt)" | tee -a "$SUMMARY" >&2

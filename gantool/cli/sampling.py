@@ -171,12 +171,15 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
 @click.option("--duration", "duration_s", type=click.FloatRange(0, 3600, min_open=True), default=None,
               metavar="SECONDS", help="timed seconds per engine and batch, spread over the rounds, like trtexec's "
                                       "--duration [default: 0.1 per round]")
+@click.option("--cuda-graph", "cuda_graphs", is_flag=True,
+              help="trt: capture each batch size's enqueue as a CUDA graph and launch that, like trtexec's "
+                   "--useCudaGraph (refused without the trt engine)")
 @click.option("--no-cold-start", is_flag=True, help="skip the fresh-process cold start and peak memory probe")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the results here")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="PNG plot (needs the bench extra)")
 def bench_cmd(engines: str, model: str, graphs: str, batches: str, threads: int | None, precision: str, rounds: int,
-              warmup_s: float | None, duration_s: float | None, no_cold_start: bool, json_path: str | None,
-              output: str | None) -> None:
+              warmup_s: float | None, duration_s: float | None, cuda_graphs: bool, no_cold_start: bool,
+              json_path: str | None, output: str | None) -> None:
     """Latency and throughput of engines side by side, interleaved, with the roofline."""
     from gantool.benchmarks.bench import (
         parse_batches,
@@ -191,10 +194,12 @@ def bench_cmd(engines: str, model: str, graphs: str, batches: str, threads: int 
     if precision != "fp32" and "runtime" not in names:
         raise GantoolError(f"--precision sets what the runtime engine may run in, and --engine {engines} has no "
                            f"runtime; add it, or use ort-int8 / openvino-bf16 / torch-bf16 for fixed precisions.")
+    if cuda_graphs and not any(n.split("-")[0] == "trt" for n in names):
+        raise GantoolError(f"--cuda-graph applies to the trt engine, and --engine {engines} has none; add trt.")
     refuse_overwrite({"--json": json_path, "-o": output}, {"--model": model})
     refuse_overwrite({"-o": output}, {"--json": json_path})  # the plot would replace the results
     res = run_bench(model, names, sizes, threads, rounds, cold=not no_cold_start, precision=precision, graphs=forms,
-                    warmup_s=warmup_s, duration_s=duration_s)
+                    warmup_s=warmup_s, duration_s=duration_s, cuda_graphs=cuda_graphs)
 
     click.echo(table(res))
     if output:

@@ -132,16 +132,28 @@ def _check(result: Any) -> Any:
 
 class TrtBackend(Backend):
     """One engine, one execution context, one stream; calls are serialised by a lock because a
-    context is not re-entrant. Buffers grow to the largest batch seen."""
+    context is not re-entrant. As trtexec does: device buffers and pinned (page-locked) host buffers
+    sized for the profile's largest batch are allocated once at activation, so the copies are truly
+    asynchronous and the tensor addresses never change; with cuda_graphs=True the enqueue of each batch
+    size is captured as a CUDA graph on its first call and launched from then on; two CUDA events
+    around the enqueue give each call's GPU time (last_gpu_ms) beside the host latency."""
 
     engine = "trt"
     suffixes = (".plan",)
 
-    def __init__(self, model: str | Path, threads: int | None = None, name: str | None = None) -> None:
+    def __init__(self, model: str | Path, threads: int | None = None, name: str | None = None,
+                 cuda_graphs: bool = False) -> None:
         super().__init__(model, threads, name)
         self.sidecar: dict[str, Any] = {}
+        self.cuda_graphs = cuda_graphs
+        self.last_gpu_ms: float | None = None  # GPU time of the last call's enqueue (CUDA events)
         self._lock = threading.Lock()
-        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        self._device: dict[str, int] = {}  # tensor name -> device pointer, for the profile's max batch
+        self._host: dict[str, np.ndarray] = {}  # tensor name -> pinned host array, (max batch, ...)
+        self._pinned: list[int] = []  # the host pointers to free
+        self._graphs: dict[int, Any] = {}  # batch size -> instantiated CUDA graph (cudaGraphExec_t)
+        self._events: tuple[Any, Any] | None = None
+        self._batch: int | None = None  # the batch the context's input shapes are set to
 
     def _activate(self) -> None:
         self.sidecar = read_sidecar(self.path)
@@ -171,6 +183,21 @@ class TrtBackend(Backend):
         self.inputs = [n for n in self.names if self.cuda_engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in self.names if self.cuda_engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.dtypes = {n: np.dtype(trt.nptype(self.cuda_engine.get_tensor_dtype(n))) for n in self.names}
+        self._allocate()
+
+    def _allocate(self) -> None:
+        """Device and pinned host buffers for the profile's largest batch, bound to the context once."""
+        cudart, max_batch = self.cudart, int(self.sidecar["profile"]["max_batch"])
+        for name in self.names:
+            per_sample = tuple(int(d) for d in self.cuda_engine.get_tensor_shape(name)[1:])  # (batch, ...) -> (...)
+            shape = (max_batch, *per_sample)
+            nbytes = int(np.prod(shape)) * self.dtypes[name].itemsize
+            self._device[name] = _check(cudart.cudaMalloc(nbytes))
+            host = _check(cudart.cudaMallocHost(nbytes))
+            self._pinned.append(host)
+            self._host[name] = pinned_array(host, shape, self.dtypes[name])
+            self.context.set_tensor_address(name, self._device[name])
+        self._events = (_check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate()))
 
     def _metadata_props(self) -> Mapping[str, Any]:
         meta = self.sidecar.get("metadata")
@@ -189,47 +216,101 @@ class TrtBackend(Backend):
                             note=f"rebuild it for smaller batches: "
                                  f"{rebuild_command(self.sidecar, self.path, min_batch=n)}")
 
-    def _buffer(self, name: str, nbytes: int) -> int:
-        ptr, size = self._buffers.get(name, (0, 0))
-        if size < nbytes:
-            if ptr:
-                _check(self.cudart.cudaFree(ptr))
-            ptr = _check(self.cudart.cudaMalloc(nbytes))
-            self._buffers[name] = (ptr, nbytes)
-        return ptr
+    def _set_batch(self, batch: int) -> None:
+        if batch == self._batch:
+            return
+        for name in self.inputs:
+            shape = (batch, *self._host[name].shape[1:])
+            if not self.context.set_input_shape(name, shape):
+                raise GantoolError(f"{self.path.name}: TensorRT refused input {name!r} of shape {shape}; "
+                                   f"its profile takes batch {self.min_batch}..{self.max_batch}.")
+        self._batch = batch
+
+    def _execute(self) -> bool:
+        # the native stream handle: newer cuda-bindings deprecate the implicit cudaStream_t conversion
+        return bool(self.context.execute_async_v3(int(self.stream)))
+
+    def _enqueue(self, batch: int) -> None:
+        """The engine's work for `batch` on the stream: its CUDA graph where graphs are on (captured on
+        the first call at this batch size), else execute_async_v3."""
+        cudart = self.cudart
+        failed = GantoolError(f"TensorRT failed to run {self.path} at batch {batch}.")
+        if not self.cuda_graphs:
+            if not self._execute():
+                raise failed
+            return
+        graph = self._graphs.get(batch)
+        if graph is None:
+            # TensorRT applies deferred shape updates in the first enqueue after a change: run it once
+            # outside the capture, then record the enqueue (TensorRT developer guide, CUDA graphs)
+            if not self._execute():
+                raise failed
+            _check(cudart.cudaStreamSynchronize(self.stream))
+            _check(cudart.cudaStreamBeginCapture(self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
+            ok = self._execute()
+            captured = _check(cudart.cudaStreamEndCapture(self.stream))
+            if not ok:
+                _check(cudart.cudaGraphDestroy(captured))
+                raise GantoolError(f"TensorRT could not be captured as a CUDA graph for {self.path} at batch {batch}.",
+                                   note="run it without CUDA graphs (the default).")
+            graph = self._graphs[batch] = _check(cudart.cudaGraphInstantiate(captured, 0))
+            _check(cudart.cudaGraphDestroy(captured))
+        _check(cudart.cudaGraphLaunch(graph, self.stream))
 
     def infer(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         self.require_active()
         cudart = self.cudart
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        batch = len(next(iter(feeds.values())))
+        if batch < (self.min_batch or 1):
+            raise self.below_min(batch)
+        if batch > (self.max_batch or batch):
+            raise GantoolError(f"{self.path.name}: batch {batch} is above its TensorRT profile's maximum "
+                               f"{self.max_batch}; allowed: up to {self.max_batch} per call (Generator splits larger "
+                               f"batches).")
+        assert self._events is not None
+        start, end = self._events
         with self._lock:
-            for name in self.inputs:
-                host = np.ascontiguousarray(feeds[name], dtype=self.dtypes[name])
-                if self.min_batch is not None and len(host) < self.min_batch:
-                    raise self.below_min(len(host))
-                if not self.context.set_input_shape(name, host.shape):
-                    raise GantoolError(f"{self.path.name}: TensorRT refused input {name!r} of shape {host.shape}; "
-                                       f"its profile takes batch {self.min_batch}..{self.max_batch}.")
-                ptr = self._buffer(name, host.nbytes)
-                _check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, self.stream))
-                self.context.set_tensor_address(name, ptr)
-            results = {}
+            self._set_batch(batch)
+            for name in self.inputs:  # into the pinned buffers, then one asynchronous copy each
+                staged = self._host[name][:batch]
+                np.copyto(staged, feeds[name], casting="same_kind")
+                _check(cudart.cudaMemcpyAsync(self._device[name], staged.ctypes.data, staged.nbytes, h2d,
+                                              self.stream))
+            _check(cudart.cudaEventRecord(start, self.stream))
+            self._enqueue(batch)
+            _check(cudart.cudaEventRecord(end, self.stream))
             for name in self.outputs:
-                shape = tuple(self.context.get_tensor_shape(name))
-                results[name] = np.empty(shape, dtype=self.dtypes[name])
-                self.context.set_tensor_address(name, self._buffer(name, results[name].nbytes))
-            # the native stream handle: newer cuda-bindings deprecate the implicit cudaStream_t conversion
-            if not self.context.execute_async_v3(int(self.stream)):
-                raise GantoolError(f"TensorRT failed to run {self.path} at batch {len(next(iter(feeds.values())))}.")
-            for name, host in results.items():
-                _check(cudart.cudaMemcpyAsync(host.ctypes.data, self._buffers[name][0], host.nbytes, d2h, self.stream))
+                out = self._host[name][:batch]
+                _check(cudart.cudaMemcpyAsync(out.ctypes.data, self._device[name], out.nbytes, d2h, self.stream))
             _check(cudart.cudaStreamSynchronize(self.stream))
-        return results[IMAGES].astype(np.float32, copy=False)
+            self.last_gpu_ms = float(_check(cudart.cudaEventElapsedTime(start, end)))
+            # a copy: the pinned buffer is the next call's
+            return self._host[IMAGES][:batch].astype(np.float32, copy=True)
 
     def _deactivate(self) -> None:
         with self._lock:
-            for ptr, _ in self._buffers.values():
-                self.cudart.cudaFree(ptr)
-            self._buffers.clear()
-            self.cudart.cudaStreamDestroy(self.stream)
+            cudart = self.cudart
+            for graph in self._graphs.values():
+                cudart.cudaGraphExecDestroy(graph)
+            for ptr in self._device.values():
+                cudart.cudaFree(ptr)
+            for ptr in self._pinned:
+                cudart.cudaFreeHost(ptr)
+            for event in self._events or ():
+                cudart.cudaEventDestroy(event)
+            self._graphs.clear()
+            self._device.clear()
+            self._host.clear()
+            self._pinned.clear()
+            self._events, self._batch = None, None
+            cudart.cudaStreamDestroy(self.stream)
             self.context = self.cuda_engine = None
+
+
+def pinned_array(ptr: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A numpy view of `prod(shape)` elements of page-locked host memory at ptr (cudaMallocHost)."""
+    import ctypes
+
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    return np.frombuffer(memoryview((ctypes.c_uint8 * nbytes).from_address(ptr)), dtype=dtype).reshape(shape)

@@ -74,6 +74,31 @@ def test_bench_warmup_and_duration_set_the_timed_seconds(tmp_path, capsys, monke
     assert err.count("\n") == 1 and "--duration" in err
 
 
+def test_gpu_time_is_reported_beside_host_latency(monkeypatch):
+    """An engine that reports a GPU time per run (trt's CUDA events) gets its median beside its host latency."""
+    from gantool.benchmarks.engines import Engine
+    from gantool.runtime.select import file_metadata
+
+    monkeypatch.setattr(bench, "SETTLE_S", 0.0)
+    import itertools
+
+    gpu_times = itertools.cycle([0.5, 0.1, 0.3])
+    engines = {"trt": Engine("trt", lambda feeds: None, gpu_ms=lambda: next(gpu_times)),
+               "ort": Engine("ort", lambda feeds: None)}
+    stats = bench.measure(engines, file_metadata(shipped_onnx("cdcgan")).spec, [1], rounds=2, warmup_s=0.0, round_s=0.01)
+    by = {s.engine: s for s in stats}
+    assert by["trt"].gpu_p50_ms == pytest.approx(0.3, abs=0.2) and by["ort"].gpu_p50_ms is None
+    res = bench.BenchResult(model="cdcgan", threads=1, batches=[1], stats=stats,
+                            roofline={"matmul_gflops": {}}, warmup_s=0.0, round_s=0.01)
+    assert "trt batch 1: GPU time p50" in bench.table(res)
+
+
+def test_cuda_graph_needs_the_trt_engine(capsys):
+    assert main(["bench", "--model", "cdcgan", "--engine", "ort", "--cuda-graph", "--no-cold-start"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--cuda-graph applies to the trt engine" in err
+
+
 def test_bench_bad_options_are_one_line(capsys):
     for args, message in ((["--engine", "tensorflow"], "unknown engine 'tensorflow'"),
                           (["--batch", "1,x"], "not a comma-separated list"),
