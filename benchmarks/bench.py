@@ -188,8 +188,8 @@ def measure(engines: dict[str, Engine], spec: Any, batches: list[int], rounds: i
                     run(x)
                     t2 = time.perf_counter()
                     times.append(t2 - t)
-                    if gpu_ms is not None:
-                        gpu_times.append(gpu_ms() or 0.0)
+                    if gpu_ms is not None and (g := gpu_ms()) is not None:
+                        gpu_times.append(g)
                     if t2 >= end:
                         break
                 lat[n, batch].append(times)

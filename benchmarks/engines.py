@@ -250,9 +250,10 @@ def _trt(src: Sources, form: str, label: str = "trt", cuda_graphs: bool = False)
         plan = cache_dir() / "bench" / name
         if not plan.is_file():
             run_build(str(base), str(plan), "fp16", Profile(1, 64, 1024))
-    from gantool.runtime.backends.trt import TrtBackend
+    from gantool.runtime.backends import BACKENDS
 
-    backend = TrtBackend(plan, name=label, cuda_graphs=cuda_graphs)
+    trt_backend: Any = BACKENDS["trt"]  # TrtBackend, or a test's stand-in registered in its place
+    backend = trt_backend(plan, name=label, **({"cuda_graphs": True} if cuda_graphs else {}))
     try:
         backend.activate()
         backend.generator_metadata()  # checked against the engine's own I/O

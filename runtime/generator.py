@@ -30,7 +30,7 @@ from gantool.contract import (
 )
 from gantool.errors import GantoolError
 from gantool.images import Uint8Map, make_grid, save_png
-from gantool.noise import MAX_SEED, check_truncation, fresh_noise, latent_path, make_noise
+from gantool.noise import check_truncation, fresh_noise, latent_path, make_noise
 from gantool.paths import cached_onnx, shipped_onnx
 from gantool.runtime.backends import ENGINES, Backend, infer_split, open_backend
 from gantool.runtime.select import Selection, select
@@ -209,9 +209,8 @@ class Generator:
         if z is None and seed is None:
             zz = fresh_noise(count, self.spec.latent_dim, self.spec.noise, t)  # no seed to replay: no PCG64 to build
         elif z is None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-                # the seeds every command, the server and the browser take (gantool.noise.MAX_SEED)
-                raise SampleError(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}.")
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise SampleError(f"seed must be a non-negative integer, got {seed!r}.")
             zz = make_noise(int(seed), count, self.spec.latent_dim, self.spec.noise, t)
         else:
             zz = np.asarray(z)

@@ -6,7 +6,7 @@
 // which the exporter writes from the ONNX file's own metadata. onnxruntime-web is found beside this file:
 // ./ort/ (vendored, `npm run vendor`) first, then ./node_modules/ (`npm ci`). No build step.
 
-import { makeNoise, MAX_SEED, NOISE_FUNCTION } from "./noise.js";
+import { checkSeed, makeNoise, NOISE_FUNCTION } from "./noise.js";
 
 export const MANIFEST_FORMAT = "gantool-web/1"; // = gantool.export.browser.MANIFEST_FORMAT
 const WEIGHT_SUM_TOL = 1e-3; // = gantool.contract.WEIGHT_SUM_TOL
@@ -244,9 +244,13 @@ export class Generator {
       if (this.conditional) condition = Array.from({ length: count }, (_, i) => i % K);
     }
     if (seed === undefined || seed === null) {
-      seed = globalThis.crypto.getRandomValues(new Uint32Array(1))[0];
-    } else if (typeof seed !== "number" || !Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
-      fail(`seed must be an integer in 0..${MAX_SEED}, got ${repr(seed)}.`); // Python's words
+      seed = globalThis.crypto.getRandomValues(new Uint32Array(1))[0]; // 32 bits, as gantool's CLI draws
+    } else {
+      try {
+        checkSeed(seed); // any integer >= 0, as numpy and Python's Generator take (BigInt past 2**53 - 1)
+      } catch (e) {
+        fail(e.message);
+      }
     }
     const dim = this.spec.latent_dim;
     const z = makeNoise(seed, count, dim, this.spec.noise, truncation);

@@ -61,9 +61,22 @@ function seedSequenceState(words, nWords) {
 
 // numpy's PCG64 bit generator (pcg64.h): 128-bit LCG, XSL-RR output; next32 hands out a 64-bit
 // draw's low half first and keeps the high half for the next call (has_uint32 / uinteger).
+// numpy's _coerce_to_uint32_array: an integer >= 0 becomes its 32-bit words, least significant first
+// (0 is [0]); a list, the concatenation of its elements' words ([seed, 1]: seed's words, then 1).
+function uint32Words(entropy) {
+  if (Array.isArray(entropy)) return entropy.flatMap(uint32Words);
+  let x = BigInt(entropy);
+  const words = [];
+  do {
+    words.push(Number(x & 0xffffffffn));
+    x >>= 32n;
+  } while (x > 0n);
+  return words;
+}
+
 export class PCG64 {
   constructor(entropy) {
-    const words = (Array.isArray(entropy) ? entropy : [entropy]).map((w) => w >>> 0);
+    const words = uint32Words(entropy);
     const s = seedSequenceState(words, 8);
     // generate_state(4, uint64): pairs of uint32, low word first; pcg64_set_seed takes [0] as the high half
     const w64 = [0, 2, 4, 6].map((i) => BigInt(s[i]) | (BigInt(s[i + 1]) << 32n));
@@ -278,6 +291,7 @@ export function gaussianBound(t) {
 // Python's repr, enough for the error messages to read as Python's do
 function repr(v) {
   if (typeof v === "string") return `'${v}'`;
+  if (typeof v === "bigint") return String(v);
   if (v === true) return "True";
   if (v === false) return "False";
   if (v === null || v === undefined) return "None";
@@ -298,9 +312,18 @@ function check(seed, n, latentDim, distribution, truncation) {
   if (typeof truncation !== "number" || !(truncation > 0 && truncation <= 1)) {
     throw new Error(`truncation must be a number in (0, 1], got ${repr(truncation)} (1: no truncation)`);
   }
-  // numpy takes any int >= 0; gantool's seeds are 32-bit (gantool/noise.py says why), and so is this
-  if (!Number.isInteger(seed) || seed < 0 || seed > MAX_SEED) {
-    throw new Error(`seed ${repr(seed)} is out of range; allowed: an integer in 0..${MAX_SEED}.`);
+  checkSeed(seed);
+}
+
+/**
+ * A seed as numpy takes it: any integer >= 0, as a Number up to 2**53 - 1 (beyond, Numbers are not
+ * exact integers) or a BigInt of any size. Throws with Python's Generator words otherwise.
+ */
+export function checkSeed(seed) {
+  const isInt = (typeof seed === "number" && Number.isInteger(seed)) || typeof seed === "bigint";
+  if (!isInt || seed < 0) throw new Error(`seed must be a non-negative integer, got ${repr(seed)}.`);
+  if (typeof seed === "number" && !Number.isSafeInteger(seed)) {
+    throw new Error(`seed ${seed} is above 2**53 - 1, where Numbers stop being exact integers; pass it as a BigInt.`);
   }
 }
 

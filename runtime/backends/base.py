@@ -58,6 +58,7 @@ class Backend(ABC):
     engine: str = "backend"  # the registry name (runtime/backends/__init__.py)
     suffixes: tuple[str, ...] = (".onnx",)  # the files it opens
     compute_precisions: tuple[str, ...] = ()  # precisions it can compute an fp32 file in (OpenVINO: bf16)
+    last_gpu_ms: float | None = None  # the last call's GPU time, where the engine measures it (trt: CUDA events)
 
     def __init__(self, model: str | os.PathLike | bytes, threads: int | None = None, name: str | None = None,
                  compute: str | None = None) -> None:

@@ -146,7 +146,7 @@ class TrtBackend(Backend):
         super().__init__(model, threads, name)
         self.sidecar: dict[str, Any] = {}
         self.cuda_graphs = cuda_graphs
-        self.last_gpu_ms: float | None = None  # GPU time of the last call's enqueue (CUDA events)
+        self.last_gpu_ms = None  # GPU time of the last call's enqueue (CUDA events)
         self._lock = threading.Lock()
         self._device: dict[str, int] = {}  # tensor name -> device pointer, for the profile's max batch
         self._host: dict[str, np.ndarray] = {}  # tensor name -> pinned host array, (max batch, ...)

@@ -72,8 +72,8 @@ def test_export_mix_writes_a_checked_class_weight_graph(tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--model", "gan", "--mix"], "gan is unconditional"),
     (["--model", "cgan", "--mix", "--precision", "fp16"], "fp32 only, not fp16"),
-    (["--model", "cgan", "--mix", "--variants"], "--variants already includes it"),
-    (["--model", "cgan", "--mix", "--format", "triton"], "--variants already includes it"),
+    (["--model", "cgan", "--mix", "--variants"], "--variants writes a conditional model's class-weight graph by itself"),
+    (["--model", "cgan", "--mix", "--format", "triton"], "--format triton writes a conditional model's class-weight"),
 ])
 def test_export_mix_refusals_are_one_line(args, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)

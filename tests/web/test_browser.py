@@ -146,6 +146,19 @@ def test_class_weights_match_python(pages: dict[str, Any], python: dict[str, Gen
     _assert_close(got["images"], python["cdcgan"].sample(class_weights=w, seed=seed), f"class weights seed {seed}")
 
 
+def test_seeds_past_32_bits_match_python(pages: dict[str, Any], python: dict[str, Generator]) -> None:
+    """The server hands out 63-bit seeds (x-gantool-seed): a page replays them, as a Number up to 2**53 - 1
+    or as a BigInt beyond."""
+    for seed in (2**32, secrets.randbelow(2**53 - 2**32) + 2**32, 2**53 - 1):
+        _assert_close(_sample(pages["cgan"], labels=[1, 7, 9], seed=seed)["images"],
+                      python["cgan"].sample(labels=[1, 7, 9], seed=seed), f"seed {seed}")
+    big = secrets.randbelow(2**63 - 2**53) + 2**53
+    got = pages["cdcgan"].evaluate(SAMPLE_JS.replace("sample(opts)", "sample({...opts, seed: BigInt(opts.seed)})"),
+                                   {"labels": [2, 5], "seed": str(big), "truncation": 0.6})
+    px = np.frombuffer(base64.b64decode(got["pixels"]), np.uint8).reshape(2, 28, 28)
+    _assert_close(px, python["cdcgan"].sample(labels=[2, 5], seed=big, truncation=0.6), f"BigInt seed {big}")
+
+
 def test_no_seed_draws_one_and_reports_it(pages: dict[str, Any], python: dict[str, Generator]) -> None:
     got = _sample(pages["cgan"], labels=[4, 2])
     assert 0 <= got["seed"] < 2**32
@@ -204,9 +217,11 @@ BAD = [
     ({"classWeights": [[0.5] * 10]}, "each row of class weights must sum to 1 (within 0.001); row 0 sums to 5."),
     ({"classWeights": [[1, -1] + [1] + [0] * 7]}, "class weights must be non-negative; row 0 has -1."),
     ({"classWeights": [[1, 0]]}, "class weights must have shape (n, 10), one row per image; row 0 is [1, 0]."),
-    ({"seed": -1}, "seed must be an integer in 0..4294967295, got -1."),
-    ({"seed": 2**32}, "seed must be an integer in 0..4294967295, got 4294967296."),
-    ({"seed": "5"}, "seed must be an integer in 0..4294967295, got '5'."),
+    ({"seed": -1}, "seed must be a non-negative integer, got -1."),
+    ({"seed": 2.5}, "seed must be a non-negative integer, got 2.5."),
+    ({"seed": "5"}, "seed must be a non-negative integer, got '5'."),
+    ({"seed": 2**53}, "seed 9007199254740992 is above 2**53 - 1, where Numbers stop being exact integers; pass it "
+                      "as a BigInt."),
     ({"labels": [[1, 2]]}, "labels must be a 1-D sequence of integers, got shape (1, 2)."),
     ({"label": [3]}, "unknown option 'label'; allowed: n, labels, seed, truncation, classWeights."),
     ({"truncation": 0}, "truncation must be a number in (0, 1], got 0 (1: no truncation)."),
@@ -222,7 +237,7 @@ def test_bad_inputs_fail_in_one_line(pages: dict[str, Any], opts: dict[str, Any]
 @pytest.mark.parametrize(("opts", "python_kw"), [
     ({"labels": [3, 10]}, {"labels": [3, 10]}), ({"n": 3, "labels": [1, 2]}, {"n": 3, "labels": [1, 2]}),
     ({"truncation": 0}, {"truncation": 0}), ({"classWeights": [[0.5] * 10]}, {"class_weights": [[0.5] * 10]}),
-    ({"seed": -1}, {"seed": -1}), ({"seed": 2**32}, {"seed": 2**32}), ({"seed": "5"}, {"seed": "5"}),
+    ({"seed": -1}, {"seed": -1}), ({"seed": 2.5}, {"seed": 2.5}), ({"seed": "5"}, {"seed": "5"}),
     ({"labels": [[1, 2]]}, {"labels": [[1, 2]]})])
 def test_shared_checks_word_like_python(pages: dict[str, Any], python: dict[str, Generator], opts: dict[str, Any],
                                         python_kw: dict[str, Any]) -> None:

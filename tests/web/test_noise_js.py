@@ -30,9 +30,21 @@ LONG = (5000, 100)  # 500,000 normals: ~130 tail draws (|z| > r) and thousands o
 ZIGGURAT_R = np.float32(3.6541528853610087963519472518)
 
 
+# seeds past 32 bits: numpy splits them into 32-bit words (the server hands out 63-bit seeds); up to
+# 2**53 - 1 as JS Numbers, beyond as BigInts ("big:" in the request)
+BIG_SEEDS = [2**32, 2**40 + secrets.randbelow(2**40), 2**53 - 1]
+BIGINT_SEEDS = [2**53, 2**63 - 1, 2**64 + secrets.randbelow(2**64)]
+
+
+def _js_seed(seed: int) -> int | str:
+    return f"big:{seed}" if seed > 2**53 - 1 else seed
+
+
 def _cases() -> list[list]:
     cases = [[s, n, d, dist, t] for s in SEEDS for n, d in SHAPES for dist in ("normal", "uniform")
              for t in TRUNCATIONS]
+    cases += [[s, 7, 128, dist, t] for s in BIG_SEEDS + BIGINT_SEEDS for dist in ("normal", "uniform")
+              for t in (1.0, 0.5)]
     cases += [[s, 7, 128, "normal", 0.05] for s in SEEDS[:3]]  # most of z redrawn, several blocks a row
     cases += [[s, 2, 10] for s in SEEDS[:2]]  # the defaults: normal, no truncation
     return cases
@@ -54,13 +66,14 @@ PYTHON_ERRORS: list[tuple[list[Any], str]] = [  # gantool.noise's ValueErrors, w
     ([1, 2, 10, "normal", True], "truncation must be a number in (0, 1], got True (1: no truncation)"),
     ([1, 2, 10, "normal", None], "truncation must be a number in (0, 1], got None (1: no truncation)"),
 ]
-_BAD_SEED = "seed {} is out of range; allowed: an integer in 0..4294967295."
+_BAD_SEED = "seed must be a non-negative integer, got {}."  # Python's Generator's words
 # makeNoise's own checks, where numpy would take the input or fail less clearly
 JS_ERRORS: list[tuple[list[Any], str]] = [
     ([-1, 2, 10], _BAD_SEED.format(-1)),
-    ([2**32, 2, 10], _BAD_SEED.format(2**32)),
     ([1.5, 2, 10], _BAD_SEED.format(1.5)),
     (["3", 2, 10], _BAD_SEED.format("'3'")),
+    ([2**53, 2, 10], "seed 9007199254740992 is above 2**53 - 1, where Numbers stop being exact integers; pass it as "
+                     "a BigInt."),
     ([1, 1.5, 10], "n and latent_dim must be integers, got n=1.5, latent_dim=10"),
     ([1, 2, "10"], "n and latent_dim must be integers, got n=2, latent_dim='10'"),
 ]
@@ -82,8 +95,9 @@ def _f32(b64: str) -> np.ndarray:
 def js() -> dict:
     long_seed = secrets.randbelow(2**32)
     answer = _node({
-        "cases": [*_cases(), [long_seed, *LONG, "normal", 1.0], *(args for args, _ in PYTHON_ERRORS + JS_ERRORS)],
-        "raw": [[e, 1000] for s in SEEDS for e in (s, [s, 1])],
+        "cases": [*([_js_seed(c[0]), *c[1:]] for c in _cases()), [long_seed, *LONG, "normal", 1.0],
+                  *(args for args, _ in PYTHON_ERRORS + JS_ERRORS)],
+        "raw": [[e, 1000] for s in SEEDS + BIG_SEEDS + BIGINT_SEEDS for e in (_js_seed(s), [_js_seed(s), 1])],
         "bounds": BOUND_TS,
     })
     answer["long_seed"] = long_seed
@@ -96,7 +110,7 @@ def test_noise_function_is_pythons(js: dict) -> None:
 
 def test_pcg64_streams_bit_exact(js: dict) -> None:
     """SeedSequence + PCG64 for an int seed and for [seed, 1], the truncation stream."""
-    entropies = [e for s in SEEDS for e in (s, [s, 1])]
+    entropies = [e for s in SEEDS + BIG_SEEDS + BIGINT_SEEDS for e in (s, [s, 1])]
     for entropy, got in zip(entropies, js["raw"], strict=True):
         want = np.random.PCG64(entropy).random_raw(1000).astype("<u8")
         assert np.frombuffer(base64.b64decode(got), "<u8").tobytes() == want.tobytes(), f"PCG64({entropy})"
