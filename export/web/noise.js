@@ -11,7 +11,7 @@
 
 export const NOISE_FUNCTION = "gantool.noise.make_noise/pcg64-v1"; // = gantool.noise.NOISE_FUNCTION
 export const DISTRIBUTIONS = ["normal", "uniform"];
-export const MAX_SEED = 2 ** 32 - 1; // = gantool.noise.MAX_SEED
+export const MAX_SEED = 2 ** 32 - 1; // = gantool.noise.MAX_SEED: the CLI's seeds (makeNoise takes any integer >= 0)
 const TRUNCATION_STREAM = 1; // Gaussian rows are redrawn from PCG64([seed, 1]), as in Python
 
 const fround = Math.fround;
