@@ -147,6 +147,8 @@ export class Samples {
 
 /** One loaded model: validates inputs as Python's Generator does, draws gantool's noise, runs the graph. */
 export class Generator {
+  #queue = Promise.resolve(); // one run at a time: onnxruntime-web's sessions are not re-entrant
+
   constructor(manifest, ort, session, mix, threads) {
     Object.assign(this, { manifest, ort, session, mix, threads });
     this.spec = manifest.spec;
@@ -262,6 +264,15 @@ export class Generator {
     const entry = graph === this.mix ? this.manifest.mix : this.manifest.model;
     const pixelsPer = this.spec.channels * this.spec.image_size * this.spec.image_size;
     const pixels = new Uint8Array(count * pixelsPer);
+    const turn = this.#queue.then(() => this.#run(graph, entry, z, dim, condition, conditionName, count, pixels));
+    this.#queue = turn.catch(() => {}); // a failed run does not block the next one
+    await turn;
+    return new Samples(pixels, count, this.spec, labelsOut, seed, performance.now() - started);
+  }
+
+  async #run(graph, entry, z, dim, condition, conditionName, count, pixels) {
+    const K = this.spec.num_classes;
+    const pixelsPer = this.spec.channels * this.spec.image_size * this.spec.image_size;
     for (let start = 0; start < count; start += CHUNK) {
       const rows = Math.min(CHUNK, count - start);
       const feeds = { [entry.inputs[0]]: new this.ort.Tensor("float32", z.subarray(start * dim, (start + rows) * dim), [rows, dim]) };
@@ -274,7 +285,6 @@ export class Generator {
       this.#toUint8(out.data, pixels, start * pixelsPer);
       out.dispose?.();
     }
-    return new Samples(pixels, count, this.spec, labelsOut, seed, performance.now() - started);
   }
 
   // (rows, C, H, W) floats in the output range -> (rows, H, W, C) gray levels, as gantool.images.Uint8Map:

@@ -159,6 +159,18 @@ def test_seeds_past_32_bits_match_python(pages: dict[str, Any], python: dict[str
     _assert_close(px, python["cdcgan"].sample(labels=[2, 5], seed=big, truncation=0.6), f"BigInt seed {big}")
 
 
+def test_concurrent_calls_each_get_their_own_images(pages: dict[str, Any], python: dict[str, Generator]) -> None:
+    """Calls made at once (a user clicking quickly) run one after another: none fails, none mixes."""
+    got = pages["cdcgan"].evaluate("""async () => {
+      const g = window.gantoolDemo.generator;
+      const runs = await Promise.all([0, 1, 2, 3].map((i) => g.sample({ labels: [i, i + 1, i + 2], seed: 100 + i })));
+      return runs.map((s) => Array.from(s.pixels));
+    }""")
+    for i, px in enumerate(got):
+        want = python["cdcgan"].sample(labels=[i, i + 1, i + 2], seed=100 + i)
+        _assert_close(np.array(px, np.uint8).reshape(want.shape), want, f"concurrent call {i}")
+
+
 def test_no_seed_draws_one_and_reports_it(pages: dict[str, Any], python: dict[str, Generator]) -> None:
     got = _sample(pages["cgan"], labels=[4, 2])
     assert 0 <= got["seed"] < 2**32
