@@ -37,8 +37,9 @@ class Engine:
 
 
 def backend_engine(backend: Backend, name: str | None = None) -> Engine:
-    """An activated backend as a bench engine: its own infer(), the call the runtime makes."""
-    return Engine(name or backend.engine, backend.infer, backend.deactivate)
+    """An activated backend as a bench engine: its own infer(), the call the runtime makes, and its GPU
+    time where it measures one (trt: CUDA events around the enqueue; read after the timed call)."""
+    return Engine(name or backend.engine, backend.infer, backend.deactivate, gpu_ms=lambda: backend.last_gpu_ms)
 
 
 @dataclass
@@ -144,10 +145,10 @@ def _make_variant(src: Sources, precision: str, base: Path | None = None) -> Pat
     return out
 
 
-def _open(path: Path, engine: str, threads: int, name: str | None = None) -> Engine:
+def _open(path: Path, engine: str, threads: int, name: str | None = None, cuda_graphs: bool = False) -> Engine:
     """A runtime backend by registry name; an engine that cannot start here is a Skip with the reason."""
     try:
-        return backend_engine(open_backend(path, engine, threads), name or engine)
+        return backend_engine(open_backend(path, engine, threads, cuda_graphs=cuda_graphs), name or engine)
     except GantoolError as e:
         raise Skip(str(e).split(" Note:")[0]) from None
 
@@ -250,18 +251,7 @@ def _trt(src: Sources, form: str, label: str = "trt", cuda_graphs: bool = False)
         plan = cache_dir() / "bench" / name
         if not plan.is_file():
             run_build(str(base), str(plan), "fp16", Profile(1, 64, 1024))
-    from gantool.runtime.backends import BACKENDS
-
-    trt_backend: Any = BACKENDS["trt"]  # TrtBackend, or a test's stand-in registered in its place
-    backend = trt_backend(plan, name=label, **({"cuda_graphs": True} if cuda_graphs else {}))
-    try:
-        backend.activate()
-        backend.generator_metadata()  # checked against the engine's own I/O
-    except GantoolError as e:
-        backend.deactivate()
-        raise Skip(str(e).split(" Note:")[0]) from None
-    # infer() synchronises the stream; its CUDA events time the enqueue alone
-    return Engine(label, backend.infer, backend.deactivate, gpu_ms=lambda: backend.last_gpu_ms)
+    return _open(plan, "trt", 1, label, cuda_graphs)  # infer() synchronises the stream
 
 
 def make_engine(label: str, src: Sources, threads: int, precision: str = "fp32", pinned: bool = True,

@@ -26,7 +26,7 @@ from gantool.contract import CLASS_WEIGHTS, LABELS, GeneratorMetadata
 from gantool.errors import GantoolError
 from gantool.export.onnx import DEFAULT_OPSET
 from gantool.export.run import ExportResult, run_export
-from gantool.fileio import atomic_write_bytes, atomic_write_json
+from gantool.fileio import atomic_write_bytes, atomic_write_json, check_own_folder
 from gantool.noise import NOISE_FUNCTION
 
 log = logging.getLogger(__name__)
@@ -60,15 +60,6 @@ def ort_web_version() -> str:
     return str(json.loads((ASSETS_DIR / "package.json").read_text())["dependencies"]["onnxruntime-web"])
 
 
-def check_folder(folder: Path) -> None:
-    """Write only into a new or empty folder, or one an earlier web export wrote (updated file by file)."""
-    if folder.exists() and not folder.is_dir():
-        raise GantoolError(f"-o {folder} is a file; --format web writes a folder.")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
-        raise GantoolError(f"-o {folder} is a folder with other files in it and no {MANIFEST}; allowed: a new or empty "
-                           f"folder, or one gantool export --format web wrote.", note="pick another -o.")
-
-
 def model_entry(result: ExportResult) -> dict[str, Any]:
     data = result.path.read_bytes()
     contract = result.metadata.contract
@@ -93,7 +84,7 @@ def run_web_export(model: str, output: str | None = None, precision: str = "fp32
         raise GantoolError(f"--format web writes fp32 graphs, not {precision}: onnxruntime-web's WebAssembly "
                            f"kernels compute in fp32, so a reduced graph only adds casts.", note="drop --precision.")
     folder = Path(output or DEFAULT_FOLDER)
-    check_folder(folder)
+    check_own_folder(folder, MANIFEST, "--format web")  # an earlier web folder is updated file by file
     previous = _manifest_files(folder)
     with tempfile.TemporaryDirectory(prefix="gantool-web-") as tmp:
         base = run_export(model, f"{tmp}/", "fp32", opset, lower=lower, seed=seed)

@@ -23,7 +23,7 @@ from gantool.export.onnx import DEFAULT_OPSET
 from gantool.export.parity import ParityError, ParityReport, compare_backend
 from gantool.export.precision import EXPORT_PRECISIONS
 from gantool.export.run import ExportResult, SemanticError, run_export
-from gantool.fileio import atomic_write_bytes
+from gantool.fileio import atomic_write_bytes, check_own_folder
 from gantool.runtime.backends import infer_split
 from gantool.runtime.backends.ort import OrtBackend
 
@@ -155,12 +155,7 @@ def run_ort_export(model: str, output: str | None = None, precisions: tuple[str,
     if bad or not precisions:
         raise GantoolError(f"--format ort precisions {', '.join(bad) or 'none'}; allowed: {', '.join(EXPORT_PRECISIONS)}.")
     folder = Path(output or "mobile")
-    if folder.exists() and not folder.is_dir():
-        raise GantoolError(f"-o {folder} is a file; --format ort writes a folder (NAME.ort, NAME.fp16.ort, ..., "
-                           f"{CONFIG}).")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG).is_file():
-        raise GantoolError(f"-o {folder} is a folder with other files in it and no {CONFIG}; allowed: a new or empty "
-                           f"folder, or one gantool export --format ort wrote.", note="pick another -o.")
+    check_own_folder(folder, CONFIG, "--format ort", f"NAME.ort, NAME.fp16.ort, ..., {CONFIG}")
     result = OrtExport(folder)
     with tempfile.TemporaryDirectory(prefix="gantool-ort-") as tmp:
         exports = []
@@ -172,6 +167,9 @@ def run_ort_export(model: str, output: str | None = None, precisions: tuple[str,
                     raise
                 result.not_written[p] = str(e).split(" Note:")[0]
                 log.info("%s: not written: %s", p, result.not_written[p])
+        if not exports:
+            raise GantoolError(f"no precision of {model} passed its export checks: "
+                               f"{'; '.join(f'{p}: {why}' for p, why in result.not_written.items())}.")
         if exports[0].spec.conditional and "fp32" in precisions:
             exports.append(run_export(model, f"{tmp}/", "fp32", opset, lower=lower, seed=seed,
                                       condition=CLASS_WEIGHTS))

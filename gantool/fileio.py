@@ -94,6 +94,18 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
+def check_own_folder(folder: Path, marker: str, writer: str, holds: str = "") -> None:
+    """A folder-writing command writes only into a new or empty folder, or one it wrote before (it holds
+    `marker`): never among someone else's files. writer names the command; holds, what it writes."""
+    from gantool.errors import GantoolError
+
+    if folder.exists() and not folder.is_dir():
+        raise GantoolError(f"-o {folder} is a file; {writer} writes a folder{f' ({holds})' if holds else ''}.")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / marker).is_file():
+        raise GantoolError(f"-o {folder} is a folder with other files in it and no {marker}; allowed: a new or empty "
+                           f"folder, or one gantool export {writer} wrote.", note="pick another -o.")
+
+
 def refuse_overwrite(outputs: Mapping[str, str | os.PathLike | None],
                      inputs: Mapping[str, str | os.PathLike | None]) -> None:
     """Refuse, before any work, a command whose output would replace one of its own inputs.

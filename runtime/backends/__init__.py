@@ -7,6 +7,7 @@ import their engine (onnxruntime, openvino, tensorrt) only when a backend activa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from gantool.errors import GantoolError
 from gantool.runtime.backends.base import Backend, infer_split
@@ -39,9 +40,10 @@ def choose_engine(path: Path, engine: str = "auto") -> str:
 
 
 def open_backend(path: str | Path, engine: str = "auto", threads: int | None = None,
-                 compute: str | None = None) -> Backend:
+                 compute: str | None = None, cuda_graphs: bool = False) -> Backend:
     """The backend for a generator file, activated, its metadata read and checked against its graph;
-    compute: a precision the engine computes an fp32 file in (OpenVINO: bf16), None for the file's own."""
+    compute: a precision the engine computes an fp32 file in (OpenVINO: bf16), None for the file's own;
+    cuda_graphs: the trt engine launches a CUDA graph per batch size (TrtBackend)."""
     path = Path(path)
     suffixes = sorted({s for b in BACKENDS.values() for s in b.suffixes})
     if path.suffix not in suffixes:
@@ -56,7 +58,12 @@ def open_backend(path: str | Path, engine: str = "auto", threads: int | None = N
     if compute is not None and compute not in cls.compute_precisions:
         able = ", ".join(n for n, b in BACKENDS.items() if compute in b.compute_precisions) or "none"
         raise EngineError(f"engine {name} cannot compute {path.name} in {compute}; engines that can: {able}.")
-    backend = cls(path, threads=threads, **({} if compute is None else {"compute": compute}))
+    if cuda_graphs and name != "trt":
+        raise EngineError(f"CUDA graphs are captured by the trt engine, not {name}.")
+    options: dict[str, Any] = {} if compute is None else {"compute": compute}
+    if cuda_graphs:
+        options["cuda_graphs"] = True
+    backend = cls(path, threads=threads, **options)
     try:
         backend.generator_metadata()
     except BaseException:

@@ -150,14 +150,13 @@ class TrtBackend(Backend):
         self._lock = threading.Lock()
         self._device: dict[str, int] = {}  # tensor name -> device pointer, for the profile's max batch
         self._host: dict[str, np.ndarray] = {}  # tensor name -> pinned host array, (max batch, ...)
-        self._pinned: list[int] = []  # the host pointers to free
         self._graphs: dict[int, Any] = {}  # batch size -> instantiated CUDA graph (cudaGraphExec_t)
         self._events: tuple[Any, Any] | None = None
         self._batch: int | None = None  # the batch the context's input shapes are set to
 
     def _activate(self) -> None:
         self.sidecar = read_sidecar(self.path)
-        self.max_batch = int(self.sidecar["profile"]["max_batch"])
+        self.max_batch = max_batch = int(self.sidecar["profile"]["max_batch"])
         self.min_batch = int(self.sidecar["profile"].get("min_batch", 1))
         trt = import_tensorrt()
         check_built_here(self.sidecar, self.path, trt.__version__, None)  # the version first: no CUDA call
@@ -183,19 +182,17 @@ class TrtBackend(Backend):
         self.inputs = [n for n in self.names if self.cuda_engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in self.names if self.cuda_engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         self.dtypes = {n: np.dtype(trt.nptype(self.cuda_engine.get_tensor_dtype(n))) for n in self.names}
-        self._allocate()
+        self._allocate(max_batch)
 
-    def _allocate(self) -> None:
+    def _allocate(self, max_batch: int) -> None:
         """Device and pinned host buffers for the profile's largest batch, bound to the context once."""
-        cudart, max_batch = self.cudart, int(self.sidecar["profile"]["max_batch"])
+        cudart = self.cudart
         for name in self.names:
             per_sample = tuple(int(d) for d in self.cuda_engine.get_tensor_shape(name)[1:])  # (batch, ...) -> (...)
             shape = (max_batch, *per_sample)
             nbytes = int(np.prod(shape)) * self.dtypes[name].itemsize
             self._device[name] = _check(cudart.cudaMalloc(nbytes))
-            host = _check(cudart.cudaMallocHost(nbytes))
-            self._pinned.append(host)
-            self._host[name] = pinned_array(host, shape, self.dtypes[name])
+            self._host[name] = pinned_array(_check(cudart.cudaMallocHost(nbytes)), shape, self.dtypes[name])
             self.context.set_tensor_address(name, self._device[name])
         self._events = (_check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate()))
 
@@ -295,14 +292,13 @@ class TrtBackend(Backend):
                 cudart.cudaGraphExecDestroy(graph)
             for ptr in self._device.values():
                 cudart.cudaFree(ptr)
-            for ptr in self._pinned:
-                cudart.cudaFreeHost(ptr)
+            for host in self._host.values():  # each array is a view of its cudaMallocHost block
+                cudart.cudaFreeHost(host.ctypes.data)
             for event in self._events or ():
                 cudart.cudaEventDestroy(event)
             self._graphs.clear()
             self._device.clear()
             self._host.clear()
-            self._pinned.clear()
             self._events, self._batch = None, None
             cudart.cudaStreamDestroy(self.stream)
             self.context = self.cuda_engine = None
