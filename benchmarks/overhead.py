@@ -7,6 +7,9 @@ Interleaved by gantool.benchmarks.bench.measure, so every path sees the same mac
   ORT's native run), on the Generator's own session: two sessions of one file differ by more than the
   runtime's own cost;
 - `ort public run`: InferenceSession.run, which re-checks the feeds in Python before the native run;
+- `uint8 only`: the bare call plus the uint8 conversion and nothing else (no checks, no noise): the
+  least any numpy caller pays for images; after an engine call has evicted the caches each numpy call
+  costs several times its hot-loop time, which bounds the overhead of the small (MLP) models;
 - `runtime z=`: Generator.sample(labels, z=z): z and label checks, the run, uint8 (gantool bench's
   `runtime` engine, which must feed every engine the same z);
 - `runtime seed=None`: sample(labels): fresh noise from the thread's generator (gantool.noise);
@@ -39,7 +42,11 @@ def runtime_paths(g: Generator) -> dict[str, Engine]:
     def ask(feeds: dict[str, np.ndarray]) -> dict[str, Any]:  # labels, or n for unconditional models
         return {"labels": feeds[LABELS]} if LABELS in feeds else {"n": len(feeds[Z])}
 
-    return {"runtime z=": Engine("runtime z=", lambda f: g.sample(z=f[Z], **ask(f))),
+    def uint8_only(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return g.to_uint8.images(g.backend.infer(feeds), consume=True)
+
+    return {"uint8 only": Engine("uint8 only", uint8_only),
+            "runtime z=": Engine("runtime z=", lambda f: g.sample(z=f[Z], **ask(f))),
             "runtime seed=None": Engine("runtime seed=None", lambda f: g.sample(**ask(f))),
             "runtime seed=k": Engine("runtime seed=k", lambda f: g.sample(seed=next(seeds), **ask(f)))}
 

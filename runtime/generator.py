@@ -284,7 +284,8 @@ class Generator:
         trades diversity for fidelity (gantool.noise: the central share t of each z coordinate).
         class_weights (N, K): each row a mix of classes (non-negative, summing to 1), run on the
         model's mix graph (NAME.mix.onnx); a one-hot row gives its label's image."""
-        return self.to_uint8.images(self.run(self.inputs(n, labels, seed, z, truncation, class_weights)))
+        # run() returns a fresh array (every backend copies out of its engine), so uint8 may reuse it
+        return self.to_uint8.images(self.run(self.inputs(n, labels, seed, z, truncation, class_weights)), consume=True)
 
     def interpolate(self, a: int, b: int, steps: int = 10, seed: int | None = None, rows: int = 1,
                     truncation: float = 1.0) -> np.ndarray:

@@ -24,7 +24,7 @@ def test_overhead_reports_each_sampling_path_against_bare_ort(tmp_path, monkeypa
     for model in ("cdcgan", "gan"):
         rows = report[model]["rows"]
         assert {(x["engine"], x["batch"]) for x in rows} == {
-            (e, b) for e in ("ort", "ort public run", "runtime z=", "runtime seed=None", "runtime seed=k")
+            (e, b) for e in ("ort", "ort public run", "uint8 only", "runtime z=", "runtime seed=None", "runtime seed=k")
             for b in (1, 3)}
         assert all(x["p50_ms"] > 0 for x in rows)
         rounds = {(st["engine"], st["batch"]): np.array(st["round_p50_ms"]) for st in report[model]["stats"]}

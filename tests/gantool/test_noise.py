@@ -35,6 +35,20 @@ def test_fresh_noise_has_the_same_distributions_and_never_repeats():
     assert not np.array_equal(fresh_noise(2, 8), fresh_noise(2, 8))
 
 
+def test_small_seedless_draws_are_cut_from_a_pool_of_independent_rows():
+    from gantool.noise import FRESH_POOL_ROWS
+
+    rows = np.concatenate([fresh_noise(3, 16) for _ in range(FRESH_POOL_ROWS)])  # several refills
+    assert rows.shape == (3 * FRESH_POOL_ROWS, 16) and rows.dtype == np.float32
+    assert len(np.unique(rows, axis=0)) == len(rows)  # no row handed out twice
+    assert abs(rows.mean()) < 0.05 and abs(rows.std() - 1) < 0.05
+    u = fresh_noise(2, 16, "uniform")  # another distribution (or size) is never cut from the normal pool
+    assert u.min() >= -1 and u.max() < 1 and fresh_noise(1, 7).shape == (1, 7)
+    a = fresh_noise(1, 16)
+    a[:] = 0  # a caller writing into its rows cannot touch the rows handed out later
+    assert np.all(fresh_noise(1, 16) != 0)
+
+
 def test_threads_and_forked_children_draw_their_own_fresh_noise():
     import os
     import threading

@@ -23,6 +23,23 @@ def test_uint8_map_rounds_half_up_for_any_range_and_size():
     assert Uint8Map()(np.array([-7.0, 7.0], np.float32)).tolist() == [0, 255]
 
 
+def test_consuming_map_gives_the_same_pixels_and_only_overwrites_float32():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1.3, 1.3, (5, 1, 28, 28)).astype(np.float32)
+    m = Uint8Map(-1.0, 1.0)
+    want = m(x)
+    mine = x.copy()
+    assert np.array_equal(m(mine, consume=True), want)
+    assert not np.array_equal(mine, x)  # scaled in place: the caller said it was its to overwrite
+    half = x.astype(np.float16)
+    kept = half.copy()
+    assert np.array_equal(m(half, consume=True), m(kept))  # float16 is widened into a new buffer
+    assert np.array_equal(half, kept)
+    frozen = x.copy()
+    frozen.flags.writeable = False
+    assert np.array_equal(m.images(frozen, consume=True), want[:, 0])
+
+
 def test_grid_places_each_image_in_its_cell():
     imgs = np.stack([np.full((3, 4), i * 10, np.uint8) for i in range(5)])
     grid = make_grid(imgs, ncol=2, pad=1)
