@@ -7,7 +7,9 @@
   fp16 graph in fp32, which measures weight rounding only; the emulation rounds every intermediate
   the way an fp16 engine stores it, so it is the CPU proxy for the engine.
 - int8: ONNX Runtime static quantization in Q/DQ format (symmetric, per-channel weights), the form
-  TensorRT 11 requires for INT8, calibrated on generated inputs.
+  TensorRT 11 requires for INT8, calibrated on generated inputs. Activations s8 (symmetric: TensorRT's
+  form) or u8 (asymmetric: what ONNX Runtime's x86 int8 kernels run fastest; cdcgan on one thread of
+  an AMD EPYC: 3.3-3.6x its s8 speed, docs/export.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from gantool.fileio import atomic_write_bytes
-from gantool.contract import GeneratorContract
+from gantool.contract import INT8_ACTIVATIONS, GeneratorContract
+from gantool.errors import GantoolError
 from gantool.noise import make_noise
 from gantool.spec import ModelSpec
 
@@ -94,8 +97,8 @@ def calibration_batches(spec: ModelSpec, n: int = INT8_CALIBRATION_SAMPLES, batc
         yield contract.feeds(z[i:i + batch], None if labels is None else labels[i:i + batch])
 
 
-def to_int8(fp32_path: str | Path, out_path: str | Path, spec: ModelSpec) -> Path:
-    """Static Q/DQ quantization, written atomically to out_path."""
+def to_int8(fp32_path: str | Path, out_path: str | Path, spec: ModelSpec, activations: str = "s8") -> Path:
+    """Static Q/DQ quantization, written atomically to out_path; activations: contract.INT8_ACTIVATIONS."""
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -105,19 +108,23 @@ def to_int8(fp32_path: str | Path, out_path: str | Path, spec: ModelSpec) -> Pat
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.it, None)
 
-    _quantize(fp32_path, out_path, Reader())
+    _quantize(fp32_path, out_path, Reader(), activations)
     return Path(out_path)
 
 
-def _quantize(fp32_path: str | Path, out_path: str | Path, reader: Any) -> None:
+def _quantize(fp32_path: str | Path, out_path: str | Path, reader: Any, activations: str = "s8") -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    if activations not in INT8_ACTIVATIONS:
+        raise GantoolError(f"unknown int8 activations {activations!r}; allowed: {', '.join(INT8_ACTIVATIONS)}.")
+    signed = activations == "s8"
     with tempfile.TemporaryDirectory(prefix="gantool-int8-") as tmp:
         tmp_out = Path(tmp) / "model.int8.onnx"
         quantize_static(str(fp32_path), str(tmp_out), reader, quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        activation_type=QuantType.QInt8 if signed else QuantType.QUInt8,
+                        weight_type=QuantType.QInt8, per_channel=True,
                         calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                        extra_options={"ActivationSymmetric": signed, "WeightSymmetric": True, "QuantizeBias": False,
                                        "OpTypesToExcludeOutputQuantization": []},
                         **_exclude_ops(fp32_path))
         atomic_write_bytes(Path(out_path), tmp_out.read_bytes())

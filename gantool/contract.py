@@ -251,6 +251,10 @@ SEMANTIC_BARS: dict[str, SemanticBar] = {p: SemanticBar(agreement=0.995, label_d
 # --- precision vocabulary --------------------------------------------------------------------------
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # what an artifact is computed in (docs/precision.md)
 GRAPHS = ("lowered", "interleaved", "plain", "phases")  # export/lower.py's forms of one fp32 graph
+# How an int8 file quantizes its activations: s8 (signed, symmetric: the Q/DQ form TensorRT takes; the
+# default, and every int8 file made before the key) or u8 (unsigned, asymmetric: the form ONNX Runtime's
+# x86 int8 kernels run fastest, which TensorRT does not take).
+INT8_ACTIVATIONS = ("s8", "u8")
 
 # --- metadata --------------------------------------------------------------------------------------
 METADATA_SCHEMA = 2
@@ -266,8 +270,9 @@ ACTIVATION_KEY = _PREFIX + "peak_activation_values"
 FAMILY_KEY = _PREFIX + "family"  # the digest of the weights every variant of one export was made from
 VALIDATION_KEY = _PREFIX + "validation"  # JSON: the checks this file passed, per precision and engine
 CONDITION_KEY = _PREFIX + "condition"  # CONDITIONS; absent: labels (every file made before mix graphs)
+INT8_ACTIVATIONS_KEY = _PREFIX + "int8_activations"  # INT8_ACTIVATIONS, int8 files only; absent: s8
 _KEYS = (SCHEMA_KEY, SPEC_KEY, NOISE_KEY, VERSION_KEY, PRECISION_KEY, GRAPH_KEY, FLOPS_KEY, ACTIVATION_KEY,
-         FAMILY_KEY, VALIDATION_KEY, CONDITION_KEY)
+         FAMILY_KEY, VALIDATION_KEY, CONDITION_KEY, INT8_ACTIVATIONS_KEY)
 
 
 @dataclass(frozen=True)
@@ -307,6 +312,7 @@ class GeneratorMetadata:
     family: str | None = None  # FAMILY_KEY: files with the same family are variants of one model
     validations: tuple[Validation, ...] = ()
     condition: str = LABELS  # CONDITION_KEY: what the conditional graph takes beside z
+    int8_activations: str = "s8"  # INT8_ACTIVATIONS_KEY: how an int8 file quantizes activations
     extra: dict[str, str] = field(default_factory=dict)  # non-gantool metadata_props, kept as they are
 
     def validated(self, precision: str, engine: str) -> bool:
@@ -347,6 +353,11 @@ def write_metadata(meta: GeneratorMetadata) -> dict[str, str]:
             raise GantoolError(f"metadata condition {meta.condition!r} for a {'' if meta.spec.conditional else 'un'}"
                                f"conditional model; allowed: {', '.join(CONDITIONS)} (conditional models only).")
         props[CONDITION_KEY] = meta.condition
+    if meta.int8_activations != "s8":
+        if meta.int8_activations not in INT8_ACTIVATIONS or meta.precision != "int8":
+            raise GantoolError(f"metadata int8_activations {meta.int8_activations!r} for a {meta.precision} file; "
+                               f"allowed: {', '.join(INT8_ACTIVATIONS)} (int8 files only).")
+        props[INT8_ACTIVATIONS_KEY] = meta.int8_activations
     return {**meta.extra, **props}
 
 
@@ -394,6 +405,10 @@ def read_metadata(props: Mapping[str, Any], source: str) -> GeneratorMetadata:
     if condition not in CONDITIONS or (condition != LABELS and not spec.conditional):
         raise MetadataError(f"{source}: {CONDITION_KEY} is {condition!r}; allowed: {', '.join(CONDITIONS)} "
                             f"(class_weights for conditional models only).")
+    activations = props.get(INT8_ACTIVATIONS_KEY, "s8")
+    if activations not in INT8_ACTIVATIONS or (activations != "s8" and precision != "int8"):
+        raise MetadataError(f"{source}: {INT8_ACTIVATIONS_KEY} is {activations!r}; allowed: "
+                            f"{', '.join(INT8_ACTIVATIONS)} (int8 files only).")
     family = props.get(FAMILY_KEY)
     if family is not None and not (family.isascii() and family.isalnum() and 8 <= len(family) <= 64):
         raise MetadataError(f"{source}: {FAMILY_KEY} must be a hex digest, got {family[:40]!r}.")
@@ -401,7 +416,7 @@ def read_metadata(props: Mapping[str, Any], source: str) -> GeneratorMetadata:
                              flops_per_sample=_count(props, FLOPS_KEY, source),
                              peak_activation_values=_count(props, ACTIVATION_KEY, source),
                              family=family, validations=_validations(props, source), condition=condition,
-                             extra={k: v for k, v in props.items() if not k.startswith(_PREFIX)})
+                             int8_activations=activations, extra={k: v for k, v in props.items() if not k.startswith(_PREFIX)})
 
 
 def _validations(props: Mapping[str, str], source: str) -> tuple[Validation, ...]:

@@ -138,7 +138,8 @@ def _as_candidate(path: Path, backend: Backend, threads: int | None) -> Candidat
     import os
 
     meta = backend.generator_metadata()
-    return Candidate(path, backend.engine, backend.compute or meta.precision, threads or os.cpu_count() or 1, meta.graph)
+    return Candidate(path, backend.engine, backend.compute or meta.precision, threads or os.cpu_count() or 1, meta.graph,
+                     meta.int8_activations)
 
 
 def _pins(engine: str, threads: int | None, precision: str) -> list[str]:

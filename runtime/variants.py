@@ -1,7 +1,7 @@
 """The ways one model can run on this CPU: its validated variant files x engines x thread counts.
 
 `gantool export --variants` writes a family of files beside each other (NAME.onnx, the lowered fp32
-graph; NAME.plain.onnx; NAME.phases.onnx; NAME.int8.onnx), each carrying the family digest and the checks it passed
+graph; NAME.plain.onnx; NAME.interleaved.onnx; NAME.phases.onnx; NAME.int8.onnx; NAME.int8u.onnx), each carrying the family digest and the checks it passed
 (contract.Validation). The runtime only ever chooses among files of the same family whose checks passed
 for the precision and engine in question, and only precisions the caller allowed.
 """
@@ -21,7 +21,8 @@ from gantool.extras import installed
 # What Generator.load(precision=...) accepts: fp32 numerics (the default), every validated variant, or one.
 RUNTIME_PRECISIONS = ("fp32", "auto", "bf16", "int8")
 TUNABLE_PRECISIONS = ("fp32", "auto")  # bf16 and int8 pin the precision: the first fitting candidate runs
-VARIANT_TAGS = ("plain", "interleaved", "phases", "int8")  # NAME.TAG.onnx beside NAME.onnx
+VARIANT_TAGS = ("plain", "interleaved", "phases", "int8", "int8u")  # NAME.TAG.onnx beside NAME.onnx
+U8_TAG = "int8u"  # int8 with u8 activations (contract.INT8_ACTIVATIONS): ONNX Runtime's fast x86 form
 # NAME.mix.onnx: the class-weight graph (contract.CLASS_WEIGHTS) of a conditional family. Not a candidate
 # for sampling labels: the runtime opens it when class weights are asked for.
 MIX_TAG = "mix"
@@ -46,6 +47,7 @@ class Candidate:
     precision: str  # what it computes in: the file's own, or bf16 for OpenVINO on an fp32 file
     threads: int
     graph: str
+    activations: str = "s8"  # an int8 file's activations (contract.INT8_ACTIVATIONS); s8 for the others
 
     @property
     def compute(self) -> str | None:
@@ -54,15 +56,17 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        return f"{self.engine} {self.precision} {self.graph} x{self.threads}"
+        u8 = " u8" if self.activations == "u8" else ""  # two int8 files of one graph form differ here
+        return f"{self.engine} {self.precision}{u8} {self.graph} x{self.threads}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": str(self.path), "engine": self.engine, "precision": self.precision,
-                "threads": self.threads, "graph": self.graph}
+                "threads": self.threads, "graph": self.graph, "activations": self.activations}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Candidate:
-        return cls(Path(d["file"]), str(d["engine"]), str(d["precision"]), int(d["threads"]), str(d["graph"]))
+        return cls(Path(d["file"]), str(d["engine"]), str(d["precision"]), int(d["threads"]), str(d["graph"]),
+                   str(d.get("activations", "s8")))
 
     def open(self) -> Any:
         from gantool.runtime.backends import open_backend
@@ -151,7 +155,8 @@ def candidates(files: list[tuple[Path, GeneratorMetadata]], precision: str, thre
                 if not given and not meta.validated(p, engine):
                     skipped.append(f"{path.name} {p} on {engine}: not validated at export")
                     continue
-                out.extend(Candidate(path, engine, p, t, meta.graph) for t in sorted(counts, reverse=True))
+                out.extend(Candidate(path, engine, p, t, meta.graph, meta.int8_activations)
+                           for t in sorted(counts, reverse=True))
     if not out:
         raise PrecisionError(_none_here(files, precision, engines if pinned_engine else None, skipped),
                              note="gantool inspect shows which checks a file passed; gantool export --variants makes "

@@ -4,6 +4,7 @@ NAME.mix.onnx for conditional models).
 
     python scripts/ship_onnx.py [NAME ...]   # default: every name in gantool.paths.SHIPPED_ONNX
     python scripts/ship_onnx.py --mix-only cgan cdcgan cwgan   # only NAME.mix.onnx, beside an existing family
+    python scripts/ship_onnx.py --only int8u gan cgan    # only the variants with these tags, beside their family
 
 gantool export validates each file (checker, shape inference, parity with PyTorch, the judge checks of
 the reduced precisions) before it is kept.
@@ -18,8 +19,8 @@ from gantool.paths import SHIPPED_ONNX, WEIGHTS_DIR
 from gantool.train.shipped import shipped_path
 
 
-def ship_onnx(name: str) -> None:
-    result = run_variants(str(shipped_path(name)), str(WEIGHTS_DIR), stem=name)
+def ship_onnx(name: str, tags: tuple[str, ...] | None = None) -> None:
+    result = run_variants(str(shipped_path(name)), str(WEIGHTS_DIR), stem=name, tags=tags)
     for r in result.written:
         worst = max(c.max_abs for p in r.parity for c in p.comparisons)
         checks = "; ".join(f"{c.precision} on {c.engine}: agreement {c.agreement:.2%}" for c in r.checks)
@@ -37,5 +38,10 @@ def ship_mix(name: str) -> None:
 if __name__ == "__main__":
     args = sys.argv[1:]
     mix_only = "--mix-only" in args
+    only = None
+    if "--only" in args:
+        i = args.index("--only")
+        only = tuple(args[i + 1].split(","))
+        del args[i:i + 2]
     for name in [a for a in args if a != "--mix-only"] or SHIPPED_ONNX:
-        ship_mix(name) if mix_only else ship_onnx(name)
+        ship_mix(name) if mix_only else ship_onnx(name, only)

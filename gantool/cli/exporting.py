@@ -41,7 +41,8 @@ from gantool.spec import ZOO_NAMES
 @click.option("--variants", is_flag=True,
               help="write the family the runtime chooses among on a CPU into the -o folder: NAME.onnx (lowered "
                    "fp32, also judged in bf16 on OpenVINO), NAME.plain.onnx, NAME.interleaved.onnx, "
-                   "NAME.phases.onnx, NAME.int8.onnx (docs/runtime.md)")
+                   "NAME.phases.onnx, NAME.int8.onnx (s8 activations, TensorRT's form), NAME.int8u.onnx (u8 "
+                   "activations, ONNX Runtime's fast x86 form) (docs/runtime.md)")
 @click.option("--mix", is_flag=True,
               help="write the class-weight graph NAME.mix.onnx instead (conditional models, fp32): it takes "
                    "(batch, classes) weights in the label's place, for class interpolation; --variants includes it")

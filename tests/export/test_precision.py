@@ -76,6 +76,26 @@ def test_int8_is_symmetric_qdq_and_keeps_the_judges_verdict(tmp_path):
     assert result.agreement.agreement >= 0.98
 
 
+def test_int8_activations_are_declared_for_int8_files_only():
+    from gantool.contract import INT8_ACTIVATIONS_KEY, GeneratorMetadata, MetadataError, read_metadata, write_metadata
+    from gantool.errors import GantoolError
+    from gantool.train.zoo import MNIST_INFO, build_spec
+
+    int8 = GeneratorMetadata(spec=build_spec("cdcgan", MNIST_INFO), precision="int8")
+    assert INT8_ACTIVATIONS_KEY not in write_metadata(int8)  # s8: the files made before the key read the same
+    u8 = write_metadata(int8.replace(int8_activations="u8"))
+    assert u8[INT8_ACTIVATIONS_KEY] == "u8" and read_metadata(u8, "m").int8_activations == "u8"
+    with pytest.raises(GantoolError, match="int8 files only"):
+        write_metadata(int8.replace(precision="fp32", int8_activations="u8"))
+    fp32 = write_metadata(int8.replace(precision="fp32"))
+    for props, value in ((fp32, "u8"), (dict(u8), "u4")):
+        props[INT8_ACTIVATIONS_KEY] = value
+        with pytest.raises(MetadataError, match="allowed: s8, u8 \\(int8 files only\\)"):
+            read_metadata(props, "x.onnx")
+    with pytest.raises(GantoolError, match="apply to --precision int8"):
+        run_export("cdcgan", "x.onnx", precision="fp16", int8_activations="u8")
+
+
 def test_failed_fp16_parity_is_an_error_and_leaves_no_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(parity.TOLERANCES, "fp16", parity.Tolerance(max_abs=1e-7))
     monkeypatch.chdir(tmp_path)

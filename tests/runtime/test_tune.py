@@ -176,8 +176,8 @@ def family(tmp_path_factory):
 def test_export_variants_writes_a_validated_family(family):
     result, folder = family
     names = sorted(p.name for p in folder.glob("*.onnx"))
-    assert names == ["cdcgan.int8.onnx", "cdcgan.interleaved.onnx", "cdcgan.mix.onnx", "cdcgan.onnx",
-                     "cdcgan.phases.onnx", "cdcgan.plain.onnx"]
+    assert names == ["cdcgan.int8.onnx", "cdcgan.int8u.onnx", "cdcgan.interleaved.onnx", "cdcgan.mix.onnx",
+                     "cdcgan.onnx", "cdcgan.phases.onnx", "cdcgan.plain.onnx"]
     assert not result.not_written
     metas = {p.name: read_metadata(_props(p), p.name) for p in folder.glob("*.onnx")}
     assert {m.family for m in metas.values()} == {result.family}
@@ -202,6 +202,20 @@ def test_export_variants_writes_a_validated_family(family):
     int8 = metas["cdcgan.int8.onnx"]
     assert int8.precision == "int8" and int8.validated("int8", "ort")
     assert all(v.checks["n"] == 500 and v.checks["agreement"] >= 0.995 for v in int8.validations)
+    # two int8 forms of the phases graph: s8 activations (zero points 0, TensorRT's) and u8 (ORT's fast x86 form)
+    u8 = metas["cdcgan.int8u.onnx"]
+    assert (int8.int8_activations, u8.int8_activations) == ("s8", "u8") and u8.validated("int8", "ort")
+    assert _props(folder / "cdcgan.int8u.onnx")["gantool.int8_activations"] == "u8"
+    assert "gantool.int8_activations" not in _props(folder / "cdcgan.int8.onnx")
+    from onnx import TensorProto
+
+    def zero_point_types(name):
+        m = onnx.load(str(folder / name))
+        inits = {i.name: i for i in m.graph.initializer}
+        return {inits[n.input[2]].data_type for n in m.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+
+    assert zero_point_types("cdcgan.int8.onnx") == {TensorProto.INT8}
+    assert zero_point_types("cdcgan.int8u.onnx") == {TensorProto.UINT8}
     from gantool.cpu import cpu_info
     from gantool.extras import installed
 
@@ -213,7 +227,9 @@ def test_auto_chooses_among_the_family_and_a_foreign_sibling_is_ignored(family, 
     _, folder = family
     with Generator.load(folder / "cdcgan.onnx", precision="auto") as g:
         timed = set(g.selection.tuning.timings["1"])  # every candidate was timed: all three files, both engines
-        assert {"int8", "plain", "interleaved", "phases", "openvino"} <= {w for x in timed for w in x.split()}
+        assert {"int8", "u8", "plain", "interleaved", "phases", "openvino"} <= {w for x in timed for w in x.split()}
+        # both int8 files were timed, under labels of their own (the timings are keyed by label)
+        assert any(" int8 phases " in x for x in timed) and any(" int8 u8 phases " in x for x in timed)
         assert g.selection.how == "tuned" and g.choice["why"].keys() == {"1", "16"}
     with Generator.load(folder / "cdcgan.onnx", precision="int8") as g:  # pinned: no timing
         assert g.selection.how == "pinned" and g.precision == "int8"
