@@ -13,14 +13,16 @@ from gantool.contract import LABELS, GeneratorContract, Z, read_metadata
 from gantool.errors import GantoolError
 from gantool.extras import installed
 from gantool.runtime.backends import Backend, open_backend
+from gantool.runtime.variants import U8_TAG, variant_name
 
-ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "openvino", "openvino-bf16", "torch",
+ENGINES = ("runtime", "ort", "ort-plain", "ort-fp16", "ort-int8", "ort-int8u", "openvino", "openvino-bf16", "torch",
            "torch-bf16", "torch-compile", "trt", "ort-cuda", "ort-trt")
 # GPU engines run the graph form --graph names (plain by default, export/trt.py GPU_GRAPHS); a form other
 # than plain is reported as ENGINE-FORM (trt-lowered). CPU engines keep their own graphs.
 GPU_ENGINES = ("trt", "ort-cuda", "ort-trt")
 # What each engine computes in, for its share of that precision's peak (the runtime's: what it chose)
-ENGINE_PRECISION = {"ort-fp16": "fp16", "ort-int8": "int8", "openvino-bf16": "bf16", "torch-bf16": "bf16"}
+ENGINE_PRECISION = {"ort-fp16": "fp16", "ort-int8": "int8", "ort-int8u": "int8", "openvino-bf16": "bf16",
+                    "torch-bf16": "bf16"}
 
 
 class Skip(Exception):
@@ -272,6 +274,11 @@ def make_engine(label: str, src: Sources, threads: int, precision: str = "fp32",
         return _open(src.fp32(), name, threads)
     if name == "ort-plain":
         return _open(plain_graph(src), "ort", threads, name)
+    if name == "ort-int8u":  # the family's u8-activation int8 file (export --variants), beside the fp32 one
+        u8 = src.fp32().with_name(variant_name(src.fp32().stem, U8_TAG))
+        if not u8.is_file():
+            raise Skip(f"no {u8.name} beside {src.fp32().name} (gantool export --variants makes it where int8 passes)")
+        return _open(u8, "ort", threads, name)
     if name in ("ort-fp16", "ort-int8"):
         return _open(src.variant(name[4:]), "ort", threads, name)
     if name == "openvino":

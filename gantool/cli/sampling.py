@@ -152,8 +152,8 @@ def inspect_cmd(model: str | None, file: str | None, json_path: str | None) -> N
 
 @cli.command("bench")
 @click.option("--engine", "engines", default="runtime,ort,torch", show_default=True,
-              help="comma-separated: runtime, ort, ort-plain, ort-fp16, ort-int8, openvino, torch, torch-compile, "
-                   "trt, ort-cuda, ort-trt")
+              help="comma-separated: runtime, ort, ort-plain, ort-fp16, ort-int8, ort-int8u, openvino, openvino-bf16, "
+                   "torch, torch-bf16, torch-compile, trt, ort-cuda, ort-trt")
 @click.option("--model", required=True, metavar="FILE|NAME", help="zoo name, checkpoint, .onnx, .ort or .plan")
 @click.option("--graph", "graphs", default="plain", show_default=True,
               help="GPU engines (trt, ort-cuda, ort-trt): the graph form(s) they run, comma-separated: plain "

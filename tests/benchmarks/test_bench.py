@@ -130,6 +130,26 @@ def test_ort_plain_runs_the_unlowered_export_with_the_same_numbers(tmp_path, mon
         make_engine("ort-plain", Sources(model=str(shipped_onnx("cdcgan")), onnx={"fp32": shipped_onnx("cdcgan")}), 1)
 
 
+def test_ort_int8u_runs_the_familys_u8_file_and_says_where_there_is_none(tmp_path):
+    import shutil
+
+    from gantool.benchmarks.engines import Skip, Sources, feeds_for, make_engine
+    from gantool.runtime import Generator
+
+    src = Sources(model="cgan", onnx={"fp32": shipped_onnx("cgan")})
+    with Generator.load("cgan") as g:
+        feeds = feeds_for(g.spec, 4)
+        fp32 = g.backend.infer(feeds)
+    u8 = make_engine("ort-int8u", src, 1)
+    got = u8.run(feeds)
+    assert got.shape == fp32.shape and 0 < np.abs(got - fp32).max() < 1  # quantized: close, not equal
+    u8.close()
+    alone = tmp_path / "cgan.onnx"
+    shutil.copy(shipped_onnx("cgan"), alone)
+    with pytest.raises(Skip, match="no cgan.int8u.onnx beside cgan.onnx"):
+        make_engine("ort-int8u", Sources(model=str(alone), onnx={"fp32": alone}), 1)
+
+
 def test_engine_comparison_leaves_out_the_runtimes_own_bare_session():
     res = bench.BenchResult(model="m", threads=1, batches=[1])
     res.stats = [bench.Stats(e, 1, 1, t, t, t, t, t, 0.0, 1e3 / t, round_p50_ms=[t])
