@@ -73,6 +73,27 @@ def log_rows(run: Path) -> list[dict[str, str]]:
     return rows
 
 
+def assert_same_rows(got: list[dict[str, str]], want: list[dict[str, str]]) -> None:
+    """Row by row: the same steps, and losses equal to 1e-4 relative. Two processes of the same run can
+    differ in the last printed digit (oneDNN's float reductions follow buffer alignment, which differs
+    between processes: CI once saw d_loss 1.52107 against 1.52106 at step 1, before any kill); a resume
+    that lost any state (data order, RNG, optimizer moments) moves the losses by far more."""
+    assert len(got) == len(want), (len(got), len(want))
+    for g, w in zip(got, want):
+        assert g.keys() == w.keys() and g["step"] == w["step"] and g["epoch"] == w["epoch"], (g, w)
+        for k in g.keys() - {"step", "epoch"}:
+            a, b = float(g[k]), float(w[k])
+            assert math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6), (g["step"], k, a, b)
+
+
+def test_the_row_comparison_takes_the_last_digit_and_catches_a_changed_loss():
+    want = [{"step": "1", "epoch": "0.0021", "d_loss": "1.52106", "g_loss": "0.91"}]
+    assert_same_rows([{**want[0], "d_loss": "1.52107"}], want)  # the last printed digit: one process to another
+    for changed in ({"d_loss": "1.5230"}, {"step": "2"}):
+        with pytest.raises(AssertionError):
+            assert_same_rows([{**want[0], **changed}], want)
+
+
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 120) -> None:
     t0 = time.time()
     while not predicate():
@@ -104,7 +125,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(model, small_mnist, tm
     p.wait()
     assert list(run.glob(".checkpoint.pt.*.tmp")), "the kill should leave the half-done temp file"
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 6  # the previous checkpoint is intact
-    assert log_rows(run)[:6] == expected[:6]
+    assert_same_rows(log_rows(run)[:6], expected[:6])
 
     # 3) a kill during the resumed run, before its first checkpoint: the rows up to step 6 survive it
     marker = tmp_path / "hung-resumed"
@@ -114,15 +135,13 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(model, small_mnist, tm
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     rows = log_rows(run)
-    assert len(rows) >= 6 and rows == expected[:len(rows)], rows
+    assert len(rows) >= 6
+    assert_same_rows(rows, expected[:len(rows)])
 
     r = gantool([*common, "-o", str(run), "--resume"])
     _, err = r.communicate(timeout=300)
     assert r.returncode == 0, err
-    rows = log_rows(run)  # same data order, RNG and optimizer state: identical rows
-    assert len(rows) == len(expected)
-    for got, want in zip(rows, expected):
-        assert got == want
+    assert_same_rows(log_rows(run), expected)  # same data order, RNG and optimizer state: the same rows
     assert not list(run.glob(".*.tmp"))
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 18
 
@@ -140,7 +159,7 @@ def test_sigkill_at_a_random_moment_then_resume(small_mnist, tmp_path):
     assert load_checkpoint(run / "checkpoint.pt")["step"] % 5 == 0
     r = gantool([*common, "-o", str(run), "--resume"])
     assert r.wait(timeout=300) == 0, r.communicate()
-    assert log_rows(run) == log_rows(ref)
+    assert_same_rows(log_rows(run), log_rows(ref))
 
 
 def torchrun(wrapper: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -198,7 +217,7 @@ def test_two_process_torchrun_job_trains_survives_sigkill_resumes_exactly_and_ex
     p = torchrun(wrapper, [*common, "-o", str(run), "--resume"], {})
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err
-    assert log_rows(run) == expected  # same shards, same per-rank RNG streams: identical rows
+    assert_same_rows(log_rows(run), expected)  # same shards, same per-rank RNG streams: the same rows
     assert not list(run.glob(".*.tmp"))
 
     e = subprocess.run([sys.executable, "-m", "gantool.cli", "export", "--model", str(run / "checkpoint.pt"), "-o",
