@@ -10,7 +10,7 @@ import pytest
 from gantool.cli import main
 from gantool.paths import WEIGHTS_DIR
 
-LOWERED, PLAIN, INT8, GAN = (WEIGHTS_DIR / f for f in ("cdcgan.onnx", "cdcgan.plain.onnx", "cdcgan.int8.onnx",
+LOWERED, PLAIN, INT8, GAN = (WEIGHTS_DIR / f for f in ("cdcgan.onnx", "cdcgan.plain.onnx", "cdcgan.int8u.onnx",
                                                        "gan.onnx"))
 
 

@@ -246,7 +246,7 @@ def test_graph_precision_reads_the_dtypes(fp16_onnx):
 
     assert graph_precision(onnx.load(str(CDCGAN))) == "fp32"
     assert graph_precision(onnx.load(str(fp16_onnx))) == "fp16"
-    assert graph_precision(onnx.load(str(WEIGHTS_DIR / "cdcgan.int8.onnx"))) == "int8"
+    assert graph_precision(onnx.load(str(WEIGHTS_DIR / "cdcgan.int8u.onnx"))) == "int8"
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
     for to, want in ((TensorProto.FLOAT16, "fp16"), (TensorProto.BFLOAT16, "bf16"), (TensorProto.DOUBLE, "fp32")):
