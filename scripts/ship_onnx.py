@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from gantool.errors import GantoolError
 from gantool.export.variants import run_mix, run_variants
 from gantool.paths import SHIPPED_ONNX, WEIGHTS_DIR
 from gantool.train.shipped import shipped_path
@@ -41,7 +42,12 @@ if __name__ == "__main__":
     only = None
     if "--only" in args:
         i = args.index("--only")
+        if i + 1 >= len(args):
+            sys.exit("ship_onnx.py: --only takes comma-separated variant tags, e.g. --only int8u")
         only = tuple(args[i + 1].split(","))
         del args[i:i + 2]
-    for name in [a for a in args if a != "--mix-only"] or SHIPPED_ONNX:
-        ship_mix(name) if mix_only else ship_onnx(name, only)
+    try:
+        for name in [a for a in args if a != "--mix-only"] or SHIPPED_ONNX:
+            ship_mix(name) if mix_only else ship_onnx(name, only)
+    except GantoolError as e:
+        sys.exit(f"ship_onnx.py: {e}")
