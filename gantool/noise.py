@@ -106,6 +106,7 @@ _fresh = threading.local()  # each thread's own generator: numpy's Generator is 
 # Seedless requests of a few rows are cut from a per-thread pool of this many rows: a sampler call costs
 # ~3 us right after an engine call has evicted the caches, 6% of an MLP model's batch-1 call.
 FRESH_POOL_ROWS = 256
+FRESH_POOL_MAX_LATENT = 1024  # wider z draws per request: a pool stays under 1 MiB per thread
 
 
 class _Pool:
@@ -136,7 +137,7 @@ def fresh_noise(n: int, latent_dim: int, distribution: str = "normal", truncatio
     rng = getattr(state, "rng", None)
     if rng is None:
         rng = state.rng = np.random.default_rng()  # OS entropy
-    if truncation != 1 or n > FRESH_POOL_ROWS // 4:
+    if truncation != 1 or n > FRESH_POOL_ROWS // 4 or latent_dim > FRESH_POOL_MAX_LATENT:
         z = _draw(rng, n, latent_dim, distribution)
         return z if truncation == 1 else truncate(z, truncation, distribution, rng)
     # a few rows: cut from this thread's pool, drawn FRESH_POOL_ROWS at a time (rows are independent
