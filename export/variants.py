@@ -106,7 +106,8 @@ def run_variants(model: str, folder: str | None = None, opset: int = DEFAULT_OPS
                 raise  # without its base the family is nothing
             result.not_written[path.name] = str(e).splitlines()[0]
             continue
-        if graph == "interleaved" and result.written and _same_ops(path, result.written[0].path):
+        base = out / variant_name(stem or spec.arch, "")
+        if graph == "interleaved" and base.is_file() and _same_ops(path, base):
             path.unlink()  # no interleave to keep: the lowered graph again, one more candidate to time for nothing
             result.not_written[path.name] = f"{spec.arch}'s lowered graph keeps no phase interleave: it is the same graph"
             continue
