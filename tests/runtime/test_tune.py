@@ -165,7 +165,8 @@ def test_unknown_or_unavailable_precisions_are_one_line_errors(cache, capsys, tm
 
 @pytest.fixture(scope="module")
 def family(tmp_path_factory):
-    """cdcgan's variants (its int8 passes the bars; gan's does not: 97.8% agreement, and is not written)."""
+    """cdcgan's variants: its u8 int8 passes; its s8 int8 (session 15's weights) fails the per-element bound
+    at batch 1 and is not written, as gan's int8 is not (97.8% agreement)."""
     pytest.importorskip("torch")
     from gantool.export.variants import run_variants
 
@@ -176,9 +177,9 @@ def family(tmp_path_factory):
 def test_export_variants_writes_a_validated_family(family):
     result, folder = family
     names = sorted(p.name for p in folder.glob("*.onnx"))
-    assert names == ["cdcgan.int8.onnx", "cdcgan.int8u.onnx", "cdcgan.interleaved.onnx", "cdcgan.mix.onnx",
+    assert names == ["cdcgan.int8u.onnx", "cdcgan.interleaved.onnx", "cdcgan.mix.onnx",
                      "cdcgan.onnx", "cdcgan.phases.onnx", "cdcgan.plain.onnx"]
-    assert not result.not_written
+    assert list(result.not_written) == ["cdcgan.int8.onnx"] and "parity FAILED" in result.not_written["cdcgan.int8.onnx"]
     metas = {p.name: read_metadata(_props(p), p.name) for p in folder.glob("*.onnx")}
     assert {m.family for m in metas.values()} == {result.family}
     # the class-weight graph is of the family, but never a candidate for sampling labels
@@ -192,30 +193,24 @@ def test_export_variants_writes_a_validated_family(family):
     ops = {p.name: {n.op_type for n in onnx.load(str(p)).graph.node} for p in folder.glob("*.onnx")}
     assert "ConvTranspose" in ops["cdcgan.onnx"] and "ConvTranspose" in ops["cdcgan.plain.onnx"]
     # the phases graph (and int8, quantized on it) has no ConvTranspose left: OpenVINO's bf16/int8 kernels run it all
-    assert "ConvTranspose" not in ops["cdcgan.phases.onnx"] and "ConvTranspose" not in ops["cdcgan.int8.onnx"]
-    assert metas["cdcgan.phases.onnx"].graph == metas["cdcgan.int8.onnx"].graph == "phases"
+    assert "ConvTranspose" not in ops["cdcgan.phases.onnx"] and "ConvTranspose" not in ops["cdcgan.int8u.onnx"]
+    assert metas["cdcgan.phases.onnx"].graph == metas["cdcgan.int8u.onnx"].graph == "phases"
     # the interleaved graph keeps the phases apart until a DepthToSpace the lowered one folds away
     assert metas["cdcgan.interleaved.onnx"].graph == "interleaved"
     d2s = {n: [x.op_type for x in onnx.load(str(folder / n)).graph.node].count("DepthToSpace")
            for n in ("cdcgan.onnx", "cdcgan.interleaved.onnx")}
     assert d2s["cdcgan.interleaved.onnx"] > d2s["cdcgan.onnx"]
-    int8 = metas["cdcgan.int8.onnx"]
-    assert int8.precision == "int8" and int8.validated("int8", "ort")
-    assert all(v.checks["n"] == 500 and v.checks["agreement"] >= 0.995 for v in int8.validations)
-    # two int8 forms of the phases graph: s8 activations (zero points 0, TensorRT's) and u8 (ORT's fast x86 form)
+    # u8 activations (ORT's fast x86 form): unsigned zero points, declared in the metadata, judged on ORT
     u8 = metas["cdcgan.int8u.onnx"]
-    assert (int8.int8_activations, u8.int8_activations) == ("s8", "u8") and u8.validated("int8", "ort")
+    assert u8.precision == "int8" and u8.int8_activations == "u8" and u8.validated("int8", "ort")
+    assert all(v.checks["n"] == 500 and v.checks["agreement"] >= 0.995 for v in u8.validations)
     assert _props(folder / "cdcgan.int8u.onnx")["gantool.int8_activations"] == "u8"
-    assert "gantool.int8_activations" not in _props(folder / "cdcgan.int8.onnx")
     from onnx import TensorProto
 
-    def zero_point_types(name):
-        m = onnx.load(str(folder / name))
-        inits = {i.name: i for i in m.graph.initializer}
-        return {inits[n.input[2]].data_type for n in m.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
-
-    assert zero_point_types("cdcgan.int8.onnx") == {TensorProto.INT8}
-    assert zero_point_types("cdcgan.int8u.onnx") == {TensorProto.UINT8}
+    m = onnx.load(str(folder / "cdcgan.int8u.onnx"))
+    inits = {i.name: i for i in m.graph.initializer}
+    zero_points = {inits[n.input[2]].data_type for n in m.graph.node if n.op_type == "QuantizeLinear" and len(n.input) > 2}
+    assert zero_points == {TensorProto.UINT8}
     from gantool.cpu import cpu_info
     from gantool.extras import installed
 
@@ -228,8 +223,8 @@ def test_auto_chooses_among_the_family_and_a_foreign_sibling_is_ignored(family, 
     with Generator.load(folder / "cdcgan.onnx", precision="auto") as g:
         timed = set(g.selection.tuning.timings["1"])  # every candidate was timed: all three files, both engines
         assert {"int8", "u8", "plain", "interleaved", "phases", "openvino"} <= {w for x in timed for w in x.split()}
-        # both int8 files were timed, under labels of their own (the timings are keyed by label)
-        assert any(" int8 phases " in x for x in timed) and any(" int8 u8 phases " in x for x in timed)
+        # the u8 int8 file was timed, under a label of its own (the timings are keyed by label)
+        assert any(" int8 u8 phases " in x for x in timed)
         assert g.selection.how == "tuned" and g.choice["why"].keys() == {"1", "16"}
     with Generator.load(folder / "cdcgan.onnx", precision="int8") as g:  # pinned: no timing
         assert g.selection.how == "pinned" and g.precision == "int8"
