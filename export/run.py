@@ -165,12 +165,7 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
         if result.agreement is not None and not result.agreement.passed:
             raise SemanticError(f"{precision} changes what the images show: {result.agreement.text()}",
                                 note="keep more layers in fp32 (export/precision.py) or use a higher precision.")
-        if precision == "int8" and int8_activations == "u8":
-            # ORT's form: OpenVINO 2026.4's low-precision passes fail to compile it (asymmetric zero points at
-            # a DepthToSpace), and it runs the s8 file on its own int8 kernels anyway
-            log.info("u8 activations: ONNX Runtime's form, not judged on OpenVINO (it runs NAME.int8.onnx)")
-        else:
-            result.checks += _engine_checks(spec, g, tmp, precision, check_bf16, n)
+        result.checks += _engine_checks(spec, g, tmp, precision, check_bf16, n, int8_activations)
         records = [c.validation() for c in result.checks]
         if records:  # the verdicts travel in the file, for the runtime to choose by
             result.metadata = result.metadata.replace(validations=tuple(records))
@@ -180,9 +175,14 @@ def run_export(model: str, output: str | None = None, precision: str = "fp32", o
 
 
 def _engine_checks(spec: ModelSpec, g: Any, path: Path, precision: str, check_bf16: bool,
-                   n: dict[str, int]) -> list[JudgeAgreement]:
-    """The same judge checks on the other CPU engine the runtime may choose: OpenVINO on an int8 file
+                   n: dict[str, int], int8_activations: str = "s8") -> list[JudgeAgreement]:
+    """The same judge checks on the other CPU engine the runtime may choose: OpenVINO on an s8 int8 file
     (its own int8 kernels), and OpenVINO computing an fp32 file in bf16 where this CPU has bf16 units."""
+    if precision == "int8" and int8_activations == "u8":
+        # ORT's form: OpenVINO 2026.4's low-precision passes fail to compile it (asymmetric zero points at
+        # a DepthToSpace), and it runs the s8 file on its own int8 kernels anyway
+        log.info("u8 activations: ONNX Runtime's form, not judged on OpenVINO (it runs NAME.int8.onnx)")
+        return []
     from gantool.cpu import cpu_info
     from gantool.extras import installed
     from gantool.runtime.backends.openvino import OpenVinoBackend
